@@ -1,0 +1,81 @@
+"""Flask commands: `flask --app wsgi <group> <command> --help` describes each."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+
+from app.extensions import db
+
+demo_cli = AppGroup("demo", help="Demo accounts and realistic platform data (demo mode only).")
+jobs_cli = AppGroup("jobs", help="Background work.")
+requests_cli = AppGroup("requests", help="Data-subject requests and the sweeper.")
+mail_cli = AppGroup("mail", help="Service email.")
+
+
+@demo_cli.command("seed")
+@click.option(
+    "--heavy",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Also create heavy@example.com with N prompts and N/10 images (for benchmarks).",
+)
+def demo_seed(heavy: int | None) -> None:
+    """Create the demo accounts and their data. Running it again changes nothing."""
+    from app.services.demo import seed_demo  # noqa: PLC0415
+
+    if not current_app.config["SETTINGS"].demo_mode:
+        raise click.ClickException("demo data is only for demo mode (DEMO_MODE=true)")
+    report = seed_demo(heavy=heavy, echo=click.echo)
+    click.echo(report)
+
+
+@jobs_cli.command("work")
+@click.option("--burst", is_flag=True, help="Stop when there is no work left instead of waiting.")
+def jobs_work(burst: bool) -> None:
+    """Run a worker: RQ when REDIS_URL is set, else drain the jobs table."""
+    from app.jobs.worker import drain_database_queue, run_rq_worker  # noqa: PLC0415
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if app.config["SETTINGS"].redis_url:
+        click.echo("RQ worker on the privacy-center queue")
+        run_rq_worker(app, burst=burst)
+    else:
+        click.echo("draining the jobs table (no REDIS_URL set)")
+        count = drain_database_queue(app, burst=burst)
+        click.echo(f"ran {count} job(s)")
+
+
+@requests_cli.command("process-due")
+def process_due() -> None:
+    """The sweeper: run (or re-enqueue on RQ) every job that is due and not done."""
+    from app.jobs import requeue_due_jobs, run_due_jobs  # noqa: PLC0415
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if app.config["SETTINGS"].jobs_mode == "rq":
+        click.echo(f"re-enqueued {requeue_due_jobs(app)} job(s) on RQ")
+    else:
+        click.echo(f"ran {run_due_jobs()} due job(s)")
+
+
+@mail_cli.command("test")
+@click.argument("email")
+def mail_test(email: str) -> None:
+    """Send a short test message to EMAIL to check the mail settings."""
+    from email_validator import EmailNotValidError, validate_email  # noqa: PLC0415
+
+    from app.services.mail import queue_mail  # noqa: PLC0415
+
+    try:
+        address = validate_email(email, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise click.BadParameter(str(exc)) from None
+    queue_mail(to=address, template="mail_test", locale="en")
+    db.session.commit()
+    click.echo(f"queued a test message to {address}")
+
+
+def register(app: Flask) -> None:
+    for group in (demo_cli, jobs_cli, requests_cli, mail_cli):
+        app.cli.add_command(group)

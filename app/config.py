@@ -1,0 +1,172 @@
+"""Typed settings read from the environment, with safe defaults for local use.
+
+Every setting has a default that makes `make run` work on a laptop with nothing installed.
+Production (`PRIVACY_CENTER_ENV=production`) refuses the defaults that would be unsafe there.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from urllib.parse import urlparse
+
+DEFAULT_SECRET_KEY = "dev-only-insecure-secret-key-change-me"  # noqa: S105 -- the sentinel production refuses
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing, malformed or unsafe; the message names it."""
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be true or false, not {raw!r}")
+
+
+def _env_int(name: str, default: int, minimum: int = 0) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
+def _env_str(name: str, default: str) -> str:
+    raw = os.environ.get(name)
+    return default if raw is None or raw.strip() == "" else raw.strip()
+
+
+def _env_list(name: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in os.environ.get(name, "").split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "development"
+    secret_key: str = DEFAULT_SECRET_KEY
+    data_dir: Path = PROJECT_ROOT / "instance"
+    database_url: str = ""
+    redis_url: str = ""
+    base_url: str = "http://127.0.0.1:5000"
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_user: str = ""
+    smtp_password: str = field(default="", repr=False)
+    smtp_starttls: bool = False
+    mail_from: str = "Privacy Center <privacy@example.com>"
+    mail_outbox_dir: Path = PROJECT_ROOT / "instance" / "outbox"
+    deletion_grace_days: int = 7
+    export_ttl_days: int = 7
+    platform_api_keys: tuple[str, ...] = field(default=(), repr=False)
+    demo_mode: bool = True
+    jobs_mode: str = "thread"  # thread | inline | queue (only recorded; a worker runs it) | rq
+    max_content_length: int = 1024 * 1024
+    rate_limits: bool = True
+    login_rate_limit: str = "10 per minute;100 per day"
+    fresh_login_minutes: int = 10
+    controller_name: str = "GPT Image 2"
+    controller_email: str = "privacy@example.com"
+    controller_address: str = "1209 Orange St., Wilmington, DE 19801, USA"
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def media_dir(self) -> Path:
+        return self.data_dir / "media"
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            return normalise_database_url(self.database_url)
+        return f"sqlite:///{self.data_dir / 'privacy-center.sqlite3'}"
+
+    def problems_for_production(self) -> list[str]:
+        """Names each setting that is unsafe in production, with what to do about it."""
+        problems = []
+        if self.secret_key == DEFAULT_SECRET_KEY or len(self.secret_key) < 32:
+            problems.append(
+                "SECRET_KEY is the development default or shorter than 32 characters: "
+                "set a long random value"
+            )
+        if self.demo_mode:
+            problems.append("DEMO_MODE is on: set DEMO_MODE=false (demo accounts are public)")
+        if urlparse(self.base_url).scheme != "https":
+            problems.append(f"BASE_URL must be an https:// address, not {self.base_url!r}")
+        return problems
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the common `postgres://` and `postgresql://` spellings and use psycopg 3."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def load_settings(overrides: dict[str, object] | None = None) -> Settings:
+    """Read settings from the environment; `overrides` (tests) win over the environment."""
+    env = _env_str("PRIVACY_CENTER_ENV", "development")
+    if env not in {"development", "production"}:
+        raise ConfigError(f"PRIVACY_CENTER_ENV must be development or production, not {env!r}")
+    data_dir = Path(_env_str("DATA_DIR", str(PROJECT_ROOT / "instance"))).resolve()
+    jobs_mode = _env_str("JOBS_MODE", "rq" if os.environ.get("REDIS_URL") else "thread")
+    if jobs_mode not in {"thread", "inline", "queue", "rq"}:
+        raise ConfigError(f"JOBS_MODE must be thread, inline, queue or rq, not {jobs_mode!r}")
+    values: dict[str, object] = {
+        "env": env,
+        "secret_key": _env_str("SECRET_KEY", DEFAULT_SECRET_KEY),
+        "data_dir": data_dir,
+        "database_url": _env_str("DATABASE_URL", ""),
+        "redis_url": _env_str("REDIS_URL", ""),
+        "base_url": _env_str("BASE_URL", "http://127.0.0.1:5000").rstrip("/"),
+        "smtp_host": _env_str("SMTP_HOST", ""),
+        "smtp_port": _env_int("SMTP_PORT", 25, minimum=1),
+        "smtp_user": _env_str("SMTP_USER", ""),
+        "smtp_password": _env_str("SMTP_PASSWORD", ""),
+        "smtp_starttls": _env_bool("SMTP_STARTTLS", False),
+        "mail_from": _env_str("MAIL_FROM", "Privacy Center <privacy@example.com>"),
+        "mail_outbox_dir": Path(_env_str("MAIL_OUTBOX_DIR", str(data_dir / "outbox"))).resolve(),
+        "deletion_grace_days": _env_int("DELETION_GRACE_DAYS", 7),
+        "export_ttl_days": _env_int("EXPORT_TTL_DAYS", 7, minimum=1),
+        "platform_api_keys": _env_list("PLATFORM_API_KEYS"),
+        "demo_mode": _env_bool("DEMO_MODE", env != "production"),
+        "jobs_mode": jobs_mode,
+        "rate_limits": _env_bool("RATE_LIMITS", True),
+        "login_rate_limit": _env_str("LOGIN_RATE_LIMIT", "10 per minute;100 per day"),
+        "controller_name": _env_str("CONTROLLER_NAME", "GPT Image 2"),
+        "controller_email": _env_str("CONTROLLER_EMAIL", "privacy@example.com"),
+        "controller_address": _env_str(
+            "CONTROLLER_ADDRESS", "1209 Orange St., Wilmington, DE 19801, USA"
+        ),
+    }
+    known = {f.name for f in fields(Settings)}
+    for key, value in (overrides or {}).items():
+        if key not in known:
+            raise ConfigError(f"unknown setting {key!r}")
+        values[key] = value
+    if "data_dir" in (overrides or {}) and "mail_outbox_dir" not in (overrides or {}):
+        if not os.environ.get("MAIL_OUTBOX_DIR"):
+            values["mail_outbox_dir"] = Path(str(values["data_dir"])) / "outbox"
+    settings = Settings(**values)  # type: ignore[arg-type]
+    if settings.is_production:
+        problems = settings.problems_for_production()
+        if problems:
+            raise ConfigError(
+                "refusing to start in production: " + "; ".join(problems) + "."
+            )
+    return settings

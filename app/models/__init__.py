@@ -1,0 +1,28 @@
+"""All models, imported here so that Alembic and the data map see every table."""
+
+from app.models.activity import DeviceRecord, SessionActivity, UsageEvent
+from app.models.billing import BillingAddress, Invoice, PaymentMethod, Subscription
+from app.models.creative import GeneratedImage, Prompt, Upload
+from app.models.jobs import Job
+from app.models.mail import OutboundMail
+from app.models.support import SupportMessage
+from app.models.types import utcnow
+from app.models.users import User
+
+__all__ = [
+    "BillingAddress",
+    "DeviceRecord",
+    "GeneratedImage",
+    "Invoice",
+    "Job",
+    "OutboundMail",
+    "PaymentMethod",
+    "Prompt",
+    "SessionActivity",
+    "Subscription",
+    "SupportMessage",
+    "UsageEvent",
+    "Upload",
+    "User",
+    "utcnow",
+]

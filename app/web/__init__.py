@@ -1,0 +1,95 @@
+"""The web layer: blueprints, security headers, error pages and template helpers."""
+
+from __future__ import annotations
+
+from flask import Flask, g, request
+from flask_babel import get_locale
+from werkzeug.wrappers import Response
+
+from app.extensions import login_manager
+from app.services.auth import load_user_from_session_id
+
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self'",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "frame-ancestors 'none'",
+        "form-action 'self'",
+        "base-uri 'none'",
+    ]
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    # Tokens travel in unsubscribe and verification URLs: never let them leak through Referer.
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=(), "
+    "interest-cohort=(), browsing-topics=()",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+}
+
+
+def register_web(app: Flask) -> None:
+    from app.web import auth, dev, errors, i18n, main, pending  # noqa: PLC0415
+
+    for blueprint in (main.bp, auth.bp, i18n.bp, pending.bp, dev.bp):
+        app.register_blueprint(blueprint)
+    errors.register(app)
+    _configure_login(app)
+    app.after_request(_security_headers)
+    app.context_processor(_template_globals)
+    app.jinja_env.add_extension("jinja2.ext.i18n")
+    app.jinja_env.policies["ext.i18n.trimmed"] = True
+
+
+def _configure_login(app: Flask) -> None:
+    from flask_babel import lazy_gettext as _l  # noqa: PLC0415
+
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = _l("Please sign in to see this page.")
+    login_manager.login_message_category = "info"
+    login_manager.session_protection = "basic"
+    login_manager.user_loader(load_user_from_session_id)
+
+
+def _security_headers(response: Response) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if request.is_secure:
+        response.headers.setdefault("Strict-Transport-Security", "max-age=63072000")
+    if not request.path.startswith("/static/"):
+        # Pages about a person's data must not sit in shared or back-button caches.
+        response.headers.setdefault("Cache-Control", "private, no-store")
+    if g.get("vary_htmx"):
+        response.vary.add("HX-Request")
+    return response
+
+
+def _template_globals() -> dict[str, object]:
+    from flask import current_app, has_request_context  # noqa: PLC0415
+
+    from app.web.forms import ButtonForm, LanguageForm  # noqa: PLC0415
+    from app.web.i18n import LANGUAGES, text_direction  # noqa: PLC0415
+
+    locale = str(get_locale() or "en")
+    common: dict[str, object] = {
+        "settings": current_app.config["SETTINGS"],
+        "current_locale": locale,
+        "text_direction": text_direction(locale),
+    }
+    if not has_request_context():  # emails rendered by jobs and commands
+        return common
+    return {
+        **common,
+        "languages": LANGUAGES,
+        "language_form": LanguageForm(formdata=None, language=locale, next=request.full_path),
+        "button_form": ButtonForm(formdata=None),
+        "has_endpoint": lambda name: name in current_app.view_functions,
+    }

@@ -1,0 +1,57 @@
+"""Which language a page is shown in, and the menu that changes it."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, redirect, request, url_for
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from werkzeug.wrappers import Response
+
+from app.extensions import db
+from app.web.forms import LanguageForm
+from app.web.safety import safe_next_url
+
+bp = Blueprint("i18n", __name__)
+
+# Locale code -> its own name (a language is listed in itself, so anyone can find theirs).
+LANGUAGES: dict[str, str] = {"en": "English", "de": "Deutsch"}
+RTL_LANGUAGES = frozenset({"ar", "he", "fa", "ur"})
+LANGUAGE_COOKIE = "pc_lang"
+LANGUAGE_COOKIE_MAX_AGE = 365 * 24 * 60 * 60
+LANGUAGE_MENU_LABEL = _l("Language")
+
+
+def select_locale() -> str:
+    """Saved choice of the account, then the language cookie, then Accept-Language."""
+    if current_user and current_user.is_authenticated and current_user.locale in LANGUAGES:
+        return current_user.locale
+    cookie = request.cookies.get(LANGUAGE_COOKIE, "")
+    if cookie in LANGUAGES:
+        return cookie
+    return request.accept_languages.best_match(list(LANGUAGES)) or "en"
+
+
+def text_direction(locale: str) -> str:
+    return "rtl" if locale.split("_")[0] in RTL_LANGUAGES else "ltr"
+
+
+@bp.post("/language")
+def set_language() -> Response:
+    form = LanguageForm()
+    if not form.validate_on_submit():
+        # An unknown language falls back quietly: the page simply stays as it was.
+        return redirect(safe_next_url(request.form.get("next")) or url_for("main.index"), 303)
+    locale = form.language.data
+    if current_user.is_authenticated:
+        current_user.locale = locale
+        db.session.commit()
+    response = redirect(safe_next_url(form.next.data) or url_for("main.index"), 303)
+    response.set_cookie(
+        LANGUAGE_COOKIE,
+        locale,
+        max_age=LANGUAGE_COOKIE_MAX_AGE,
+        httponly=True,
+        samesite="Lax",
+        secure=current_app.config["SESSION_COOKIE_SECURE"],
+    )
+    return response
