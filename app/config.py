@@ -159,14 +159,16 @@ def load_settings(overrides: dict[str, object] | None = None) -> Settings:
         if key not in known:
             raise ConfigError(f"unknown setting {key!r}")
         values[key] = value
-    if "data_dir" in (overrides or {}) and "mail_outbox_dir" not in (overrides or {}):
-        if not os.environ.get("MAIL_OUTBOX_DIR"):
-            values["mail_outbox_dir"] = Path(str(values["data_dir"])) / "outbox"
+    overrides = overrides or {}
+    if (
+        "data_dir" in overrides
+        and "mail_outbox_dir" not in overrides
+        and not os.environ.get("MAIL_OUTBOX_DIR")
+    ):
+        values["mail_outbox_dir"] = Path(str(values["data_dir"])) / "outbox"
     settings = Settings(**values)  # type: ignore[arg-type]
     if settings.is_production:
         problems = settings.problems_for_production()
         if problems:
-            raise ConfigError(
-                "refusing to start in production: " + "; ".join(problems) + "."
-            )
+            raise ConfigError("refusing to start in production: " + "; ".join(problems) + ".")
     return settings

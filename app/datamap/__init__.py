@@ -152,8 +152,8 @@ def _lookup(entry: str, table: dict[str, Any], key: str, what: str) -> Any:
 
 
 def _models_by_name() -> dict[str, type]:
-    from app.extensions import db  # noqa: PLC0415 -- the models register on import
     import app.models  # noqa: F401, PLC0415
+    from app.extensions import db  # noqa: PLC0415 -- the models register on import
 
     return {mapper.class_.__name__: mapper.class_ for mapper in db.Model.registry.mappers}
 
@@ -167,19 +167,87 @@ def _check_columns(entry: str, model: type, names: list[str] | tuple[str, ...], 
             )
 
 
-def _parse_category(raw: dict[str, Any], index: int, dm: DataMap, models: dict[str, type]) -> Category:
+CATEGORY_KEYS = {
+    "key", "name", "description", "source", "store", "model", "user_column", "time_column",
+    "file_column", "search_column", "fields", "purposes", "retention", "recipients", "erasure",
+    "item_deletion",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Fields:
+    shown: tuple[str, ...]
+    exported: tuple[str, ...]
+    hidden: dict[str, str]
+
+
+def _parse_fields(entry: str, raw: dict[str, Any]) -> _Fields:
+    fields_raw = raw.get("fields") or {}
+    hidden = {
+        name: _require(f"{entry}.{name}", spec, "reason", str)
+        for name, spec in (fields_raw.get("hidden") or {}).items()
+    }
+    return _Fields(
+        tuple(fields_raw.get("shown") or ()), tuple(fields_raw.get("exported") or ()), hidden
+    )
+
+
+def _check_model_fields(entry: str, raw: dict[str, Any], model: type, fields_: _Fields) -> None:
+    _check_columns(entry, model, [_require(entry, raw, "user_column", str)], "user_column")
+    for optional in ("time_column", "file_column", "search_column"):
+        if raw.get(optional):
+            _check_columns(entry, model, [raw[optional]], optional)
+    _check_columns(entry, model, fields_.shown, "shown field")
+    _check_columns(entry, model, fields_.exported, "exported field")
+    _check_columns(entry, model, list(fields_.hidden), "hidden field")
+    overlap = set(fields_.hidden) & (set(fields_.shown) | set(fields_.exported))
+    if overlap:
+        raise DataMapError(
+            f"data map entry {entry!r}: {sorted(overlap)} is hidden and also shown or exported"
+        )
+    if not fields_.shown:
+        raise DataMapError(f"data map entry {entry!r}: no field is shown")
+
+
+def _parse_erasure(entry: str, raw: dict[str, Any], store: str, model: type | None) -> Erasure:
+    erasure_raw = _require(entry, raw, "erasure", dict)
+    _reject_unknown(entry, erasure_raw, {"rule", "obligation", "anonymize"})
+    rule = _require(entry, erasure_raw, "rule", str)
+    if rule not in ERASURE_RULES:
+        raise DataMapError(
+            f"data map entry {entry!r}: erasure rule must be one of {sorted(ERASURE_RULES)}"
+        )
+    if (rule == "browser") != (store == "browser"):
+        raise DataMapError(
+            f"data map entry {entry!r}: erasure rule 'browser' goes with store 'browser'"
+        )
+    anonymize = tuple(erasure_raw.get("anonymize") or ())
+    if rule == "anonymize" and not anonymize:
+        raise DataMapError(f"data map entry {entry!r}: erasure 'anonymize' needs its fields")
+    if model is not None:
+        _check_columns(entry, model, anonymize, "anonymized field")
+    if rule == "retain":
+        _require(entry, erasure_raw, "obligation", str)
+    return Erasure(rule=rule, obligation=erasure_raw.get("obligation"), anonymize=anonymize)
+
+
+def _parse_retention(entry: str, raw: dict[str, Any], erasure: Erasure) -> Retention:
+    retention_raw = _require(entry, raw, "retention", dict)
+    retention = Retention(
+        text=_require(entry, retention_raw, "text", str), years=retention_raw.get("years")
+    )
+    if erasure.rule == "retain" and not retention.years:
+        raise DataMapError(f"data map entry {entry!r}: a retained category needs retention years")
+    return retention
+
+
+def _parse_category(
+    raw: dict[str, Any], index: int, dm: DataMap, models: dict[str, type]
+) -> Category:
     if not isinstance(raw, dict):
         raise DataMapError(f"data map category #{index + 1} is not a mapping")
     entry = raw.get("key") or f"#{index + 1}"
-    _reject_unknown(
-        entry,
-        raw,
-        {
-            "key", "name", "description", "source", "store", "model", "user_column",
-            "time_column", "file_column", "search_column", "fields", "purposes", "retention",
-            "recipients", "erasure", "item_deletion",
-        },
-    )
+    _reject_unknown(entry, raw, CATEGORY_KEYS)
     key = _require(entry, raw, "key", str)
     if not KEY_PATTERN.match(key):
         raise DataMapError(f"data map entry {entry!r}: key must be lower_snake_case")
@@ -189,53 +257,14 @@ def _parse_category(raw: dict[str, Any], index: int, dm: DataMap, models: dict[s
     source = _require(entry, raw, "source", str)
     if source not in SOURCES:
         raise DataMapError(f"data map entry {entry!r}: source must be one of {sorted(SOURCES)}")
-
+    fields_ = _parse_fields(entry, raw)
     model = None
-    fields_raw = raw.get("fields") or {}
-    shown = tuple(fields_raw.get("shown") or ())
-    exported = tuple(fields_raw.get("exported") or ())
-    hidden_raw = fields_raw.get("hidden") or {}
-    hidden = {name: _require(f"{entry}.{name}", spec, "reason", str) for name, spec in hidden_raw.items()}
     if store == "database":
         model = _lookup(entry, models, _require(entry, raw, "model", str), "model")
-        user_column = _require(entry, raw, "user_column", str)
-        _check_columns(entry, model, [user_column], "user_column")
-        for optional in ("time_column", "file_column", "search_column"):
-            if raw.get(optional):
-                _check_columns(entry, model, [raw[optional]], optional)
-        _check_columns(entry, model, shown, "shown field")
-        _check_columns(entry, model, exported, "exported field")
-        _check_columns(entry, model, list(hidden), "hidden field")
-        overlap = set(hidden) & (set(shown) | set(exported))
-        if overlap:
-            raise DataMapError(
-                f"data map entry {entry!r}: {sorted(overlap)} cannot be both hidden and shown/exported"
-            )
-        if not shown:
-            raise DataMapError(f"data map entry {entry!r}: no field is shown")
+        _check_model_fields(entry, raw, model, fields_)
     elif "model" in raw:
         raise DataMapError(f"data map entry {entry!r}: a browser store has no model")
-
-    erasure_raw = _require(entry, raw, "erasure", dict)
-    _reject_unknown(entry, erasure_raw, {"rule", "obligation", "anonymize"})
-    rule = _require(entry, erasure_raw, "rule", str)
-    if rule not in ERASURE_RULES:
-        raise DataMapError(f"data map entry {entry!r}: erasure rule must be one of {sorted(ERASURE_RULES)}")
-    if (rule == "browser") != (store == "browser"):
-        raise DataMapError(f"data map entry {entry!r}: erasure rule 'browser' goes with store 'browser'")
-    anonymize = tuple(erasure_raw.get("anonymize") or ())
-    if rule == "anonymize" and not anonymize:
-        raise DataMapError(f"data map entry {entry!r}: erasure 'anonymize' needs the fields to anonymize")
-    if model is not None:
-        _check_columns(entry, model, anonymize, "anonymized field")
-    if rule == "retain":
-        _require(entry, erasure_raw, "obligation", str)
-
-    retention_raw = _require(entry, raw, "retention", dict)
-    retention = Retention(text=_require(entry, retention_raw, "text", str), years=retention_raw.get("years"))
-    if rule == "retain" and not retention.years:
-        raise DataMapError(f"data map entry {entry!r}: a retained category needs retention years")
-
+    erasure = _parse_erasure(entry, raw, store, model)
     purpose_keys = _require(entry, raw, "purposes", list)
     if not purpose_keys:
         raise DataMapError(f"data map entry {entry!r}: at least one purpose is needed")
@@ -250,15 +279,15 @@ def _parse_category(raw: dict[str, Any], index: int, dm: DataMap, models: dict[s
         time_column=raw.get("time_column"),
         file_column=raw.get("file_column"),
         search_column=raw.get("search_column"),
-        shown=shown,
-        exported=exported,
-        hidden=hidden,
+        shown=fields_.shown,
+        exported=fields_.exported,
+        hidden=fields_.hidden,
         purposes=tuple(_lookup(entry, dm.purposes, p, "purpose") for p in purpose_keys),
-        retention=retention,
+        retention=_parse_retention(entry, raw, erasure),
         recipients=tuple(
             _lookup(entry, dm.recipients, r, "recipient") for r in raw.get("recipients") or ()
         ),
-        erasure=Erasure(rule=rule, obligation=erasure_raw.get("obligation"), anonymize=anonymize),
+        erasure=erasure,
         item_deletion=bool(raw.get("item_deletion", False)),
     )
 
@@ -268,7 +297,8 @@ def parse_datamap(document: dict[str, Any]) -> DataMap:
     if not isinstance(document, dict):
         raise DataMapError("the data map must be a mapping at the top level")
     _reject_unknown(
-        "(top level)", document,
+        "(top level)",
+        document,
         {"version", "legal_bases", "purposes", "recipients", "safeguards", "categories"},
     )
     version = _require("(top level)", document, "version", int)
@@ -281,7 +311,11 @@ def parse_datamap(document: dict[str, Any]) -> DataMap:
         for k, v in _require("(top level)", document, "safeguards", dict).items()
     }
     purposes = {
-        k: Purpose(k, _require(k, v, "name", str), _lookup(k, bases, _require(k, v, "basis", str), "legal basis"))
+        k: Purpose(
+            k,
+            _require(k, v, "name", str),
+            _lookup(k, bases, _require(k, v, "basis", str), "legal basis"),
+        )
         for k, v in _require("(top level)", document, "purposes", dict).items()
     }
     recipients = {

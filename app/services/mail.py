@@ -8,7 +8,6 @@ folder (which demo mode lists at `/dev/outbox`, so newcomers can follow emailed 
 
 from __future__ import annotations
 
-import os
 import smtplib
 import ssl
 from email.message import EmailMessage
@@ -105,7 +104,7 @@ def _write_outbox(message: EmailMessage, mail: OutboundMail) -> Path:
     final = outbox / f"{stamp}-{mail.id:08d}.eml"
     partial = final.with_suffix(".eml.part")
     partial.write_bytes(message.as_bytes())
-    os.replace(partial, final)  # a reader never sees half a message
+    partial.replace(final)  # a reader never sees half a message
     return final
 
 

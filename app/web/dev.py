@@ -27,8 +27,14 @@ def outbox() -> str:
     for path in list_outbox():
         with path.open("rb") as handle:
             headers = BytesParser(policy=policy.default).parse(handle, headersonly=True)
-        messages.append({"name": path.name, "to": headers["To"], "subject": headers["Subject"],
-                         "date": headers["Date"]})
+        messages.append(
+            {
+                "name": path.name,
+                "to": headers["To"],
+                "subject": headers["Subject"],
+                "date": headers["Date"],
+            }
+        )
     return render_template("dev/outbox.html", messages=messages)
 
 

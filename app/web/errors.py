@@ -15,7 +15,10 @@ log = logging.getLogger(__name__)
 ERROR_TEXTS = {
     400: (
         _l("This request could not be understood"),
-        _l("Something in what was sent is missing or not valid. Go back, check the form and try again."),
+        _l(
+            "Something in what was sent is missing or not valid. "
+            "Go back, check the form and try again."
+        ),
     ),
     401: (
         _l("Please sign in"),
@@ -27,11 +30,17 @@ ERROR_TEXTS = {
     ),
     404: (
         _l("Page not found"),
-        _l("There is nothing at this address, or it is not yours to see. Check the link, or start again from the overview."),
+        _l(
+            "There is nothing at this address, or it is not yours to see. "
+            "Check the link, or start again from the overview."
+        ),
     ),
     405: (
         _l("This action cannot be done this way"),
-        _l("The page does not accept this kind of request. Use the buttons and forms on the page instead of typing the address."),
+        _l(
+            "The page does not accept this kind of request. "
+            "Use the buttons and forms on the page instead of typing the address."
+        ),
     ),
     410: (
         _l("This is no longer available"),
@@ -47,16 +56,24 @@ ERROR_TEXTS = {
     ),
     500: (
         _l("Something went wrong on our side"),
-        _l("Nothing you did caused this and nothing was changed. Try again in a moment; if it keeps happening, contact us."),
+        _l(
+            "Nothing you did caused this and nothing was changed. "
+            "Try again in a moment; if it keeps happening, contact us."
+        ),
     ),
 }
 CSRF_TEXT = (
     _l("This form has expired"),
-    _l("For your safety, forms work only for a while and only from this site. Go back, reload the page and send the form again."),
+    _l(
+        "For your safety, forms work only for a while and only from this site. "
+        "Go back, reload the page and send the form again."
+    ),
 )
 
 
-def render_error(status: int, title: str | None = None, message: str | None = None) -> tuple[str, int]:
+def render_error(
+    status: int, title: str | None = None, message: str | None = None
+) -> tuple[str, int]:
     default_title, default_message = ERROR_TEXTS.get(status, ERROR_TEXTS[500])
     return (
         render_template(

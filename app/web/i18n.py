@@ -32,7 +32,7 @@ def select_locale() -> str:
 
 
 def text_direction(locale: str) -> str:
-    return "rtl" if locale.split("_")[0] in RTL_LANGUAGES else "ltr"
+    return "rtl" if locale.split("_", maxsplit=1)[0] in RTL_LANGUAGES else "ltr"
 
 
 @bp.post("/language")

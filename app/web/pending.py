@@ -12,7 +12,11 @@ from flask_babel import lazy_gettext as _l
 bp = Blueprint("pending", __name__)
 
 PENDING_AREAS = {
-    "data": ("/data", _l("Your data"), _l("See every record held about you, why and for how long.")),
+    "data": (
+        "/data",
+        _l("Your data"),
+        _l("See every record held about you, why and for how long."),
+    ),
     "exports": ("/exports", _l("Download your data"), _l("Get a complete copy of your data.")),
     "cookies": (
         "/preferences/cookies",
@@ -33,7 +37,7 @@ PENDING_AREAS = {
 }
 
 
-def _make_view(area: str):  # noqa: ANN202 -- a tiny view factory
+def _make_view(area: str):
     def view() -> str:
         _, title, summary = PENDING_AREAS[area]
         return render_template("pending.html", title=title, summary=summary)
