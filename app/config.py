@@ -155,10 +155,11 @@ def load_settings(overrides: dict[str, object] | None = None) -> Settings:
         ),
     }
     known = {f.name for f in fields(Settings)}
+    path_fields = {f.name for f in fields(Settings) if f.type in {"Path", Path}}
     for key, value in (overrides or {}).items():
         if key not in known:
             raise ConfigError(f"unknown setting {key!r}")
-        values[key] = value
+        values[key] = Path(value).resolve() if key in path_fields else value
     overrides = overrides or {}
     if (
         "data_dir" in overrides

@@ -21,8 +21,8 @@ __all__ = [
     "SessionActivity",
     "Subscription",
     "SupportMessage",
-    "UsageEvent",
     "Upload",
+    "UsageEvent",
     "User",
     "utcnow",
 ]

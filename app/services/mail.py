@@ -79,11 +79,12 @@ def build_message(mail: OutboundMail) -> EmailMessage:
     message["Date"] = format_datetime(mail.created_at)
     # The same Message-ID on every attempt lets receiving servers drop a duplicate resend.
     message["Message-ID"] = mail.message_id
-    message["Content-Language"] = mail.locale.replace("_", "-")
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(mail.text_body or "")
     if mail.html_body:
         message.add_alternative(mail.html_body, subtype="html")
+    # After the bodies: set_content() clears every Content-* header set before it.
+    message["Content-Language"] = mail.locale.replace("_", "-")
     return message
 
 

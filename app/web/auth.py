@@ -46,10 +46,7 @@ def _login_limit_key() -> str:
 def _start_session(user: object) -> None:
     # A new session at sign-in: whatever the browser carried before (a planted cookie
     # included) is dropped, so a session id can never be fixed in advance.
-    locale_choice = session.get("locale")
     session.clear()
-    if locale_choice:
-        session["locale"] = locale_choice
     session.permanent = True
     login_user(user)  # type: ignore[arg-type]
     mark_fresh()

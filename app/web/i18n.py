@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from babel import negotiate_locale
 from flask import Blueprint, current_app, redirect, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -28,7 +29,11 @@ def select_locale() -> str:
     cookie = request.cookies.get(LANGUAGE_COOKIE, "")
     if cookie in LANGUAGES:
         return cookie
-    return request.accept_languages.best_match(list(LANGUAGES)) or "en"
+    # In the browser's order of preference, "de-AT" meaning "de": Werkzeug's best_match would
+    # prefer an exact "en;q=0.3" over a preferred "de-AT" and show German speakers English.
+    preferred = [value.replace("-", "_") for value in request.accept_languages.values()]
+    match = (negotiate_locale(preferred, list(LANGUAGES)) or "").lower()
+    return next((code for code in LANGUAGES if code.lower() == match), "en")
 
 
 def text_direction(locale: str) -> str:

@@ -1,0 +1,88 @@
+"""WCAG 2.2 AA as far as axe-core can tell, and the keyboard path into the page."""
+
+from __future__ import annotations
+
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Page, expect
+
+pytestmark = pytest.mark.e2e
+
+DEMO_EMAIL = "demo@example.com"
+DEMO_PASSWORD = "demo-password"
+WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
+AXE = Axe()
+
+
+def assert_no_axe_violations(page: Page) -> None:
+    results = AXE.run(
+        page,
+        options={"runOnly": {"type": "tag", "values": WCAG_TAGS}, "resultTypes": ["violations"]},
+    )
+    assert results.violations_count == 0, f"{page.url}\n{results.generate_report()}"
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [("/", 200), ("/login", 200), ("/there-is-nothing-here", 404)],
+    ids=["welcome", "login", "not-found"],
+)
+def test_signed_out_pages_have_no_violations(visit, path, status):
+    visitor = visit()
+    visitor.open(path, status)
+    assert_no_axe_violations(visitor.page)
+    visitor.watch.assert_clean()
+
+
+def test_login_with_a_refused_password_has_no_violations(visit):
+    visitor = visit()
+    visitor.watch.expect_status("/login", 401)
+    visitor.sign_in(DEMO_EMAIL, "not-the-password")
+    expect(visitor.page.get_by_role("alert")).to_be_visible()
+    assert_no_axe_violations(visitor.page)
+    visitor.watch.assert_clean()
+
+
+def test_login_with_empty_fields_has_no_violations(visit):
+    visitor = visit()
+    page = visitor.page
+    visitor.open("/login")
+    visitor.watch.expect_status("/login", 400)
+    with page.expect_navigation():
+        page.get_by_role("button", name="Sign in").click()
+    # Each field says what is wrong, and the message is tied to its field.
+    email = page.get_by_label("Email address")
+    expect(email).to_have_attribute("aria-invalid", "true")
+    expect(email).to_have_accessible_description("Enter your email address.")
+    expect(page.get_by_label("Password")).to_have_accessible_description("Enter your password.")
+    assert_no_axe_violations(page)
+    visitor.watch.assert_clean()
+
+
+def test_overview_signed_in_has_no_violations(visit):
+    visitor = visit()
+    visitor.sign_in(DEMO_EMAIL, DEMO_PASSWORD)
+    expect(visitor.page.get_by_role("heading", level=1)).to_have_text("Overview")
+    assert_no_axe_violations(visitor.page)
+    visitor.watch.assert_clean()
+
+
+@pytest.mark.parametrize("path", ["/", "/login"])
+def test_first_tab_reaches_the_skip_link_which_moves_focus_to_main(visit, path):
+    visitor = visit()
+    page = visitor.page
+    visitor.open(path)
+
+    page.keyboard.press("Tab")
+    skip_link = page.get_by_role("link", name="Skip to main content")
+    expect(skip_link).to_be_focused()
+    # Hidden until focused, then on screen where a sighted keyboard user sees it.
+    box = skip_link.bounding_box()
+    assert box is not None and box["y"] >= 0 and box["x"] >= 0, f"skip link off screen: {box}"
+
+    page.keyboard.press("Enter")
+    expect(page.locator("main")).to_be_focused()
+    # The next Tab continues inside the main content, not back in the header.
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.querySelector('main').contains(document.activeElement)")
+    visitor.watch.assert_clean()
