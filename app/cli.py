@@ -12,6 +12,7 @@ demo_cli = AppGroup("demo", help="Demo accounts and realistic platform data (dem
 jobs_cli = AppGroup("jobs", help="Background work.")
 requests_cli = AppGroup("requests", help="Data-subject requests and the sweeper.")
 mail_cli = AppGroup("mail", help="Service email.")
+audit_cli = AppGroup("audit", help="The tamper-evident audit log.")
 
 
 @demo_cli.command("seed")
@@ -76,6 +77,21 @@ def mail_test(email: str) -> None:
     click.echo(f"queued a test message to {address}")
 
 
+@audit_cli.command("verify")
+def audit_verify() -> None:
+    """Check every link of the audit chain; report the first broken one (exit status 1)."""
+    from app.services.audit import verify_chain  # noqa: PLC0415
+
+    report = verify_chain()
+    if report.ok:
+        click.echo(f"audit chain intact: {report.checked} event(s) checked")
+        return
+    raise click.ClickException(
+        f"audit chain broken at event {report.first_broken_id}: {report.problem} "
+        f"({report.checked} event(s) before it are intact)"
+    )
+
+
 def register(app: Flask) -> None:
-    for group in (demo_cli, jobs_cli, requests_cli, mail_cli):
+    for group in (demo_cli, jobs_cli, requests_cli, mail_cli, audit_cli):
         app.cli.add_command(group)

@@ -1,7 +1,9 @@
 """All models, imported here so that Alembic and the data map see every table."""
 
 from app.models.activity import DeviceRecord, SessionActivity, UsageEvent
+from app.models.audit import AuditEvent
 from app.models.billing import BillingAddress, Invoice, PaymentMethod, Subscription
+from app.models.choices import EmailChange, NoticeVersion, ProcessingChoice
 from app.models.creative import GeneratedImage, Prompt, Upload
 from app.models.jobs import Job
 from app.models.mail import OutboundMail
@@ -10,13 +12,17 @@ from app.models.types import utcnow
 from app.models.users import User
 
 __all__ = [
+    "AuditEvent",
     "BillingAddress",
     "DeviceRecord",
+    "EmailChange",
     "GeneratedImage",
     "Invoice",
     "Job",
+    "NoticeVersion",
     "OutboundMail",
     "PaymentMethod",
+    "ProcessingChoice",
     "Prompt",
     "SessionActivity",
     "Subscription",

@@ -27,6 +27,8 @@ class User(UserMixin, db.Model):
     session_version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_sign_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The privacy-notice version whose "what changed" message the person has dismissed.
+    notice_version_seen: Mapped[str | None] = mapped_column(String(32))
 
     def get_id(self) -> str:
         return f"{self.id}:{self.session_version}"

@@ -37,10 +37,13 @@ SECURITY_HEADERS = {
 
 
 def register_web(app: Flask) -> None:
-    from app.web import auth, dev, errors, i18n, main, pending  # noqa: PLC0415
+    from app.extensions import csrf  # noqa: PLC0415
+    from app.web import api, auth, data, dev, errors, i18n, main, pending, policy, profile  # noqa: PLC0415
 
-    for blueprint in (main.bp, auth.bp, i18n.bp, pending.bp, dev.bp):
+    blueprints = (main.bp, auth.bp, i18n.bp, data.bp, profile.bp, policy.bp, api.bp, pending.bp)
+    for blueprint in (*blueprints, dev.bp):
         app.register_blueprint(blueprint)
+    csrf.exempt(api.bp)  # machine clients authenticate with an API key, not a session
     errors.register(app)
     _configure_login(app)
     app.after_request(_security_headers)
