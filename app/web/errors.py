@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from flask import Flask, render_template
+from flask_babel import format_timedelta
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
@@ -86,6 +89,17 @@ def render_error(
     )
 
 
+def _retry_hint() -> str | None:
+    """ "Try again in about N minutes", from the limit that was hit."""
+    from app.extensions import limiter  # noqa: PLC0415
+
+    current = limiter.current_limit
+    if current is None:
+        return None
+    wait = max(1, int(current.reset_at - time.time()))
+    return _("You can try again in %(wait)s.", wait=format_timedelta(wait, threshold=1.1))
+
+
 def register(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError) -> tuple[str, int]:
@@ -96,7 +110,10 @@ def register(app: Flask) -> None:
         status = error.code or 500
         if status < 400:
             return error
-        response = render_error(status if status in ERROR_TEXTS else (400 if status < 500 else 500))
+        known = status if status in ERROR_TEXTS else (400 if status < 500 else 500)
+        if known == 429 and (hint := _retry_hint()):
+            return render_error(429, message=f"{ERROR_TEXTS[429][1]} {hint}")
+        response = render_error(known)
         if status == 405 and error.valid_methods:  # type: ignore[attr-defined]
             return response[0], status, {"Allow": ", ".join(error.valid_methods)}  # type: ignore[attr-defined]
         return response[0], status

@@ -289,6 +289,8 @@ def test_too_many_attempts_are_refused(client: FlaskClient, user: User) -> None:
     assert response.status_code == 429
     assert title_of(response) == "Too many attempts"
     assert "Wait a few minutes" in text_of(response)
+    assert "You can try again in" in text_of(response)
+    assert int(response.headers["Retry-After"]) > 0
     assert signed_in_user_id(client) is None  # not even the right password gets through now
     # The limit is per address and account: another account from here is not locked out.
     other = client.post(
