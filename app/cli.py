@@ -13,6 +13,7 @@ jobs_cli = AppGroup("jobs", help="Background work.")
 requests_cli = AppGroup("requests", help="Data-subject requests and the sweeper.")
 mail_cli = AppGroup("mail", help="Service email.")
 audit_cli = AppGroup("audit", help="The tamper-evident audit log.")
+notice_cli = AppGroup("notice", help="The privacy notice and its versions.")
 
 
 @demo_cli.command("seed")
@@ -92,6 +93,32 @@ def audit_verify() -> None:
     )
 
 
+@notice_cli.command("fingerprint")
+def notice_fingerprint() -> None:
+    """Print the data map's fingerprint, and whether the current notice version matches it."""
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from app.services.notice import (  # noqa: PLC0415
+        datamap_fingerprint,
+        get_notice,
+        version_entry_for,
+    )
+
+    fingerprint = datamap_fingerprint()
+    notice = get_notice()
+    click.echo(fingerprint)
+    if notice.current.fingerprint == fingerprint:
+        click.echo(f"notice version {notice.current.version} matches the data map", err=True)
+        return
+    click.echo(
+        f"notice version {notice.current.version} was published with another data map: add "
+        "this at the end of `versions:` in app/datamap/notice.yaml (or, if that version is not "
+        "published yet, put the fingerprint above in it):\n\n"
+        + version_entry_for(notice, fingerprint, datetime.now(UTC).date()),
+        err=True,
+    )
+
+
 def register(app: Flask) -> None:
-    for group in (demo_cli, jobs_cli, requests_cli, mail_cli, audit_cli):
+    for group in (demo_cli, jobs_cli, requests_cli, mail_cli, audit_cli, notice_cli):
         app.cli.add_command(group)

@@ -80,6 +80,9 @@ class Settings:
     controller_name: str = "GPT Image 2"
     controller_email: str = "privacy@example.com"
     controller_address: str = "1209 Orange St., Wilmington, DE 19801, USA"
+    # Empty: no data protection officer is appointed, and the notice says whom to write to.
+    dpo_email: str = ""
+    api_rate_limit: str = "600 per minute"
 
     @property
     def is_production(self) -> bool:
@@ -153,6 +156,8 @@ def load_settings(overrides: dict[str, object] | None = None) -> Settings:
         "controller_address": _env_str(
             "CONTROLLER_ADDRESS", "1209 Orange St., Wilmington, DE 19801, USA"
         ),
+        "dpo_email": _env_str("DPO_EMAIL", ""),
+        "api_rate_limit": _env_str("API_RATE_LIMIT", "600 per minute"),
     }
     known = {f.name for f in fields(Settings)}
     path_fields = {f.name for f in fields(Settings) if f.type in {"Path", Path}}

@@ -12,11 +12,6 @@ from flask_babel import lazy_gettext as _l
 bp = Blueprint("pending", __name__)
 
 PENDING_AREAS = {
-    "data": (
-        "/data",
-        _l("Your data"),
-        _l("See every record held about you, why and for how long."),
-    ),
     "exports": ("/exports", _l("Download your data"), _l("Get a complete copy of your data.")),
     "cookies": (
         "/preferences/cookies",
@@ -33,7 +28,6 @@ PENDING_AREAS = {
         _l("Requests"),
         _l("Ask us to delete, correct or restrict your data, and follow each request."),
     ),
-    "policy": ("/policy", _l("Privacy notice"), _l("How we handle personal data.")),
 }
 
 
