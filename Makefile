@@ -69,7 +69,7 @@ i18n-extract: $(VENV)/.stamp-run ## Collect translatable text into translations/
 		--msgid-bugs-address privacy@example.com -o translations/messages.pot .
 
 i18n-update: i18n-extract ## Merge new text into every locale's catalog
-	$(PYBABEL) -q update --no-fuzzy-matching -i translations/messages.pot -d translations
+	$(PYBABEL) -q update --no-fuzzy-matching --ignore-obsolete -i translations/messages.pot -d translations
 	$(BIN)/python scripts/fill_source_catalog.py translations/en/LC_MESSAGES/messages.po
 
 i18n-compile: $(VENV)/.stamp-run ## Compile the catalogs (.po to .mo)

@@ -13,7 +13,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from babel import Locale, UnknownLocaleError
 from flask import (
     Blueprint,
     Response,
@@ -27,7 +26,7 @@ from flask import (
     send_file,
     url_for,
 )
-from flask_babel import format_currency, format_datetime, format_decimal, get_locale, ngettext
+from flask_babel import format_currency, format_datetime, format_decimal, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -44,6 +43,7 @@ from app.web.auth import fresh_login_required
 from app.web.errors import render_error
 from app.web.forms import ButtonForm
 from app.web.htmx import wants_fragment
+from app.web.i18n import country_name, language_name
 
 bp = Blueprint("data", __name__, url_prefix="/data")
 
@@ -124,9 +124,10 @@ SETTING_LABELS = {
     "sampler": _l("Sampler"),
 }
 SOURCE_TEXTS = {
-    "you": _l("You gave it to us."),
-    "platform": _l("The platform records it as you use it."),
-    "your device": _l("Your device sends it when you connect."),
+    # The same sentences as the privacy notice's (templates/policy/_notice_body.html).
+    "you": _l("You give it to us."),
+    "platform": _l("The platform records it as you use the service."),
+    "your device": _l("Your device or browser sends it when you use the service."),
 }
 CHOICE_SOURCE_TEXTS = {
     "page": _l("on this site"),
@@ -134,6 +135,25 @@ CHOICE_SOURCE_TEXTS = {
     "staff": _l("by our privacy team, at your request"),
 }
 DIRECTION_TEXTS = {"in": _l("You"), "out": _l("Support")}
+# Codes the platform stores, in words. An unknown code is shown as it is stored.
+STATUS_TEXTS = {
+    "active": _l("active"),
+    "cancelled": _l("cancelled"),
+    "past_due": _l("payment overdue"),
+    "paid": _l("paid"),
+    "refunded": _l("refunded"),
+    "open": _l("open"),
+    "pending": _l("waiting to be sent"),
+    "sent": _l("sent"),
+    "failed": _l("could not be delivered"),
+}
+FEATURE_TEXTS = {
+    "text_to_image": _l("Image from text"),
+    "image_edit": _l("Image editing"),
+    "upscale": _l("Upscaling"),
+    "variation": _l("Variations"),
+}
+CLIENT_TEXTS = {"web": _l("Website"), "ios": _l("iPhone or iPad app"), "android": _l("Android app")}
 LANGUAGE_TAG = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*")
 COUNTED_FIELDS = frozenset({"credit_balance", "credits_used", "pages_viewed"})
 
@@ -163,28 +183,6 @@ class Cell:
     numeric: bool = False
     free_text: bool = False  # typed by a person: marked with its language, direction auto
     lang: str | None = None
-
-
-def country_name(code: str | None) -> str | None:
-    """A country code in the reader's language; "local" is the reader's own country."""
-    if not code:
-        return None
-    if code == "local":
-        return _("in your country")
-    return _locale().territories.get(code.upper(), code)
-
-
-def language_name(code: str | None) -> str | None:
-    if not code:
-        return None
-    try:
-        return Locale.parse(code.replace("-", "_")).get_display_name(_locale()) or code
-    except (ValueError, UnknownLocaleError):
-        return code
-
-
-def _locale() -> Locale:
-    return get_locale() or Locale.parse("en")
 
 
 def _scalar(value: Any) -> str:
@@ -233,6 +231,10 @@ def _choice_source(key: str) -> str | None:
     return str(CHOICE_SOURCE_TEXTS[key]) if key in CHOICE_SOURCE_TEXTS else None
 
 
+def _coded(texts: dict[str, Any], key: str) -> str | None:
+    return str(texts[key]) if key in texts else None
+
+
 def _direction(key: str) -> str | None:
     return str(DIRECTION_TEXTS[key]) if key in DIRECTION_TEXTS else None
 
@@ -245,6 +247,9 @@ VALUE_NAMES: dict[str, Callable[[Any], str | None]] = {
     "direction": _direction,
     "purpose": _purpose_name,
     "source": _choice_source,
+    "status": lambda key: _coded(STATUS_TEXTS, key),
+    "feature": lambda key: _coded(FEATURE_TEXTS, key),
+    "client": lambda key: _coded(CLIENT_TEXTS, key),
 }
 
 
@@ -366,11 +371,11 @@ QUERY_ERRORS = {
     ),
     records.DateRangeError: (
         _l("The dates are the wrong way round"),
-        _l("The “from” date must be on or before the “to” date."),
+        _l("The “From” date must be on or before the “Until” date."),
     ),
     records.SearchTooLongError: (
         _l("The search is too long"),
-        _l("Search for at most %(max)s characters.", max=records.MAX_SEARCH_LENGTH),
+        _l("Use at most %(max)s characters in the search.", max=records.MAX_SEARCH_LENGTH),
     ),
 }
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from babel import negotiate_locale
+from babel import Locale, UnknownLocaleError, negotiate_locale
 from flask import Blueprint, current_app, redirect, request, url_for
+from flask_babel import get_locale
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from werkzeug.wrappers import Response
@@ -34,6 +36,29 @@ def select_locale() -> str:
     preferred = [value.replace("-", "_") for value in request.accept_languages.values()]
     match = (negotiate_locale(preferred, list(LANGUAGES)) or "").lower()
     return next((code for code in LANGUAGES if code.lower() == match), "en")
+
+
+def reader_locale() -> Locale:
+    return get_locale() or Locale.parse("en")
+
+
+def country_name(code: str | None) -> str | None:
+    """A country code in the reader's language; "local" is the reader's own country."""
+    if not code:
+        return None
+    if code == "local":
+        return _("your own country")
+    return reader_locale().territories.get(code.upper(), code)
+
+
+def language_name(code: str | None) -> str | None:
+    """A language tag (de, pt-BR, zh_Hans) in the reader's language."""
+    if not code:
+        return None
+    try:
+        return Locale.parse(code.replace("-", "_")).get_display_name(reader_locale()) or code
+    except (ValueError, UnknownLocaleError):
+        return code
 
 
 def text_direction(locale: str) -> str:

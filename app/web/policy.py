@@ -14,8 +14,6 @@ from flask import (
     render_template,
     url_for,
 )
-from flask_babel import get_locale
-from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
@@ -37,6 +35,7 @@ from app.services.notice import (
     unseen_versions,
 )
 from app.web.htmx import wants_fragment
+from app.web.i18n import country_name
 from app.web.safety import safe_next_url
 
 bp = Blueprint("policy", __name__, url_prefix="/policy")
@@ -177,13 +176,6 @@ def _rights() -> list[tuple[Right, list[ResolvedLink]]]:
 
 
 # --- rendering --------------------------------------------------------------------------------
-
-
-def country_name(code: str) -> str:
-    """A recipient's country in the reader's language ("local": the reader's own country)."""
-    if len(code) == 2 and code.isalpha():
-        return get_locale().territories.get(code.upper(), code)
-    return _("your own country")
 
 
 @dataclass(frozen=True)
