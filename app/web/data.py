@@ -123,12 +123,6 @@ SETTING_LABELS = {
     "style": _l("Style"),
     "sampler": _l("Sampler"),
 }
-SOURCE_TEXTS = {
-    # The same sentences as the privacy notice's (templates/policy/_notice_body.html).
-    "you": _l("You give it to us."),
-    "platform": _l("The platform records it as you use the service."),
-    "your device": _l("Your device or browser sends it when you use the service."),
-}
 CHOICE_SOURCE_TEXTS = {
     "page": _l("on this site"),
     "api": _l("on the platform"),
@@ -343,7 +337,6 @@ def index() -> str:
         "data/index.html",
         categories=list(get_datamap()),
         holdings=holdings,
-        source_texts=SOURCE_TEXTS,
         country_name=country_name,
         model_improvement=MODEL_IMPROVEMENT,
         **_choice_context(),

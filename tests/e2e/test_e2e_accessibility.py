@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
+
+from tests.e2e.axe import assert_no_axe_violations
 
 pytestmark = pytest.mark.e2e
 
 DEMO_EMAIL = "demo@example.com"
 DEMO_PASSWORD = "demo-password"
-WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
-AXE = Axe()
-
-
-def assert_no_axe_violations(page: Page) -> None:
-    results = AXE.run(
-        page,
-        options={"runOnly": {"type": "tag", "values": WCAG_TAGS}, "resultTypes": ["violations"]},
-    )
-    assert results.violations_count == 0, f"{page.url}\n{results.generate_report()}"
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.test_e2e_accessibility import assert_no_axe_violations
+from tests.e2e.axe import assert_no_axe_violations
 
 pytestmark = pytest.mark.e2e
 
