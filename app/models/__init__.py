@@ -5,6 +5,7 @@ from app.models.audit import AuditEvent
 from app.models.billing import BillingAddress, Invoice, PaymentMethod, Subscription
 from app.models.choices import EmailChange, NoticeVersion, ProcessingChoice
 from app.models.creative import GeneratedImage, Prompt, Upload
+from app.models.exports import Export
 from app.models.jobs import Job
 from app.models.mail import OutboundMail
 from app.models.support import SupportMessage
@@ -16,6 +17,7 @@ __all__ = [
     "BillingAddress",
     "DeviceRecord",
     "EmailChange",
+    "Export",
     "GeneratedImage",
     "Invoice",
     "Job",
