@@ -51,14 +51,17 @@ def jobs_work(burst: bool) -> None:
 
 @requests_cli.command("process-due")
 def process_due() -> None:
-    """The sweeper: run (or re-enqueue on RQ) every job that is due and not done."""
+    """The sweeper: run (or re-enqueue on RQ) every job that is due and not done, and
+    delete the data exports that have expired."""
     from app.jobs import requeue_due_jobs, run_due_jobs  # noqa: PLC0415
+    from app.services.exports import expire_due_exports  # noqa: PLC0415
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     if app.config["SETTINGS"].jobs_mode == "rq":
         click.echo(f"re-enqueued {requeue_due_jobs(app)} job(s) on RQ")
     else:
         click.echo(f"ran {run_due_jobs()} due job(s)")
+    click.echo(f"expired {expire_due_exports()} export(s)")
 
 
 @mail_cli.command("test")

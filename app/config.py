@@ -83,6 +83,7 @@ class Settings:
     # Empty: no data protection officer is appointed, and the notice says whom to write to.
     dpo_email: str = ""
     api_rate_limit: str = "600 per minute"
+    export_rate_limit: str = "5 per hour"
 
     @property
     def is_production(self) -> bool:
@@ -158,6 +159,7 @@ def load_settings(overrides: dict[str, object] | None = None) -> Settings:
         ),
         "dpo_email": _env_str("DPO_EMAIL", ""),
         "api_rate_limit": _env_str("API_RATE_LIMIT", "600 per minute"),
+        "export_rate_limit": _env_str("EXPORT_RATE_LIMIT", "5 per hour"),
     }
     known = {f.name for f in fields(Settings)}
     path_fields = {f.name for f in fields(Settings) if f.type in {"Path", Path}}

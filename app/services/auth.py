@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select
@@ -10,8 +12,16 @@ from app.extensions import db
 from app.models import User, utcnow
 
 _hasher = PasswordHasher()  # Argon2id with the library's current recommended parameters
-# Verified against when the address is unknown, so both answers take the same time.
-_DUMMY_HASH = _hasher.hash("not-a-real-password")
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verified against when the address is unknown, so both answers take the same time.
+
+    Made on first use, not at import: hashing costs 64 MiB and a few hundred milliseconds,
+    which every worker process would otherwise pay at start-up whether or not it signs in.
+    """
+    return _hasher.hash("not-a-real-password")
 
 
 def hash_password(password: str) -> str:
@@ -31,7 +41,7 @@ def find_user_by_email(email: str) -> User | None:
 def verify_password(user: User | None, password: str) -> bool:
     """Check a password; upgrade the stored hash when the parameters have changed."""
     try:
-        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+        _hasher.verify(user.password_hash if user else _dummy_hash(), password)
     except (VerificationError, InvalidHashError):
         return False
     if user is None:

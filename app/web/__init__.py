@@ -38,9 +38,31 @@ SECURITY_HEADERS = {
 
 def register_web(app: Flask) -> None:
     from app.extensions import csrf  # noqa: PLC0415
-    from app.web import api, auth, data, dev, errors, i18n, main, pending, policy, profile  # noqa: PLC0415
+    from app.web import (  # noqa: PLC0415
+        api,
+        auth,
+        data,
+        dev,
+        errors,
+        exports,
+        i18n,
+        main,
+        pending,
+        policy,
+        profile,
+    )
 
-    blueprints = (main.bp, auth.bp, i18n.bp, data.bp, profile.bp, policy.bp, api.bp, pending.bp)
+    blueprints = (
+        main.bp,
+        auth.bp,
+        i18n.bp,
+        data.bp,
+        exports.bp,
+        profile.bp,
+        policy.bp,
+        api.bp,
+        pending.bp,
+    )
     for blueprint in (*blueprints, dev.bp):
         app.register_blueprint(blueprint)
     csrf.exempt(api.bp)  # machine clients authenticate with an API key, not a session

@@ -12,7 +12,6 @@ from flask_babel import lazy_gettext as _l
 bp = Blueprint("pending", __name__)
 
 PENDING_AREAS = {
-    "exports": ("/exports", _l("Download your data"), _l("Get a complete copy of your data.")),
     "cookies": (
         "/preferences/cookies",
         _l("Cookie settings"),

@@ -1,0 +1,325 @@
+"""Time building a data export of the heavy demo user, beside `zip -0 -r` of the media folder.
+
+    .venv/bin/python bench/export.py                      # --heavy 5000 and 50000 on SQLite
+    .venv/bin/python bench/export.py --sizes 50000 --runs 5
+    .venv/bin/python bench/export.py --database-url postgresql://postgres@127.0.0.1/postgres
+
+For each size, a fresh data folder and database get the demo accounts and `heavy@example.com`
+with N prompts (N/10 images). Each run then builds one full export of the heavy user in a
+separate process (so the peak RSS measured is that process's own: it reports `ru_maxrss` and its
+RSS before the build started), and runs `zip -0 -r -q` over the same media folder as the floor
+(Python's zipfile with ZIP_STORED when `zip` is not installed; the table says which). The two
+alternate, so both see the same warm page cache; the median of the runs is reported.
+
+With --database-url, a throwaway database is created on that server for each size and dropped
+afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def _app(data_dir: Path, database_url: str) -> Flask:
+    from app import create_app
+
+    return create_app(
+        {
+            "data_dir": data_dir,
+            "database_url": database_url,
+            "jobs_mode": "queue",
+            "rate_limits": False,
+        }
+    )
+
+
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _reset_peak_rss() -> bool:
+    """Start VmHWM afresh (Linux 4.0+): importing the app hashes a dummy password with
+    Argon2 (64 MiB) once, which would otherwise be the process's peak whatever the build does."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+# --- the child: builds one export and reports ------------------------------------------------
+
+
+def _time_phases() -> dict[str, float]:
+    """Wrap the archive's media copy so the run can report it apart from the records: the
+    part of the build that does what `zip -0 -r` does."""
+    from app.services import archive
+
+    phases = {"media": 0.0}
+    copy_media = archive._copy_media
+
+    def timed(*args: object) -> int:
+        started = time.perf_counter()
+        try:
+            return copy_media(*args)  # type: ignore[arg-type]
+        finally:
+            phases["media"] += time.perf_counter() - started
+
+    archive._copy_media = timed  # type: ignore[assignment]
+    return phases
+
+
+def child(data_dir: Path, database_url: str, export_id: int) -> int:
+    from app.extensions import db
+    from app.services.exports import build_export
+
+    phases = _time_phases()
+
+    app = _app(data_dir, database_url)
+    with app.app_context():
+        db.session.execute(db.text("SELECT 1"))  # connect before measuring
+        reset = _reset_peak_rss()
+        rss_before = _status_kib("VmRSS")
+        started = time.perf_counter()
+        build_export(export_id)
+        seconds = time.perf_counter() - started
+        peak = _status_kib("VmHWM") if reset else 0
+        db.session.remove()
+        db.engine.dispose()
+    lifetime_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    report = {
+        "seconds": seconds,
+        "peak_kib": peak or lifetime_peak,
+        "lifetime_peak_kib": lifetime_peak,
+        "rss_before_kib": rss_before,
+        "media_seconds": phases["media"],
+    }
+    print(json.dumps(report))
+    return 0
+
+
+# --- the parent -------------------------------------------------------------------------------
+
+
+def _seed(data_dir: Path, database_url: str, prompts: int) -> int:
+    import flask_migrate
+
+    from app.config import PROJECT_ROOT
+    from app.extensions import db
+    from app.services.auth import find_user_by_email
+    from app.services.demo import HEAVY, seed_demo
+
+    app = _app(data_dir, database_url)
+    with app.app_context():
+        flask_migrate.upgrade(directory=str(PROJECT_ROOT / "migrations"))
+        seed_demo(heavy=prompts, echo=lambda _line: None)
+        user = find_user_by_email(HEAVY.email)
+        assert user is not None
+        user_id = user.id
+        db.session.remove()
+        db.engine.dispose()
+    return user_id
+
+
+def _request_export(data_dir: Path, database_url: str, user_id: int) -> int:
+    from app.extensions import db
+    from app.services.exports import request_export
+
+    app = _app(data_dir, database_url)
+    with app.app_context():
+        export = request_export(user_id, [], None, None)
+        db.session.commit()
+        export_id = export.id
+        db.session.remove()
+        db.engine.dispose()
+    return export_id
+
+
+def _archive_of(data_dir: Path, database_url: str, export_id: int) -> tuple[Path, dict[str, int]]:
+    from app.extensions import db
+    from app.models import Export
+    from app.services.exports import export_file_path
+
+    app = _app(data_dir, database_url)
+    with app.app_context():
+        export = db.session.get(Export, export_id)
+        assert export is not None
+        path = export_file_path(export)
+        assert path is not None, f"export {export_id} is {export.status}: {export.error}"
+        summary = dict(export.summary)
+        db.session.remove()
+        db.engine.dispose()
+    return path, summary
+
+
+def _build_in_child(data_dir: Path, database_url: str, export_id: int) -> dict[str, float]:
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        str(export_id),
+        "--data-dir",
+        str(data_dir),
+        "--database-url",
+        database_url,
+    ]
+    started = time.perf_counter()
+    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    process_seconds = time.perf_counter() - started
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    report["process_seconds"] = process_seconds
+    return report
+
+
+def _floor(media_dir: Path, target: Path) -> tuple[float, int, str]:
+    target.unlink(missing_ok=True)
+    zip_binary = shutil.which("zip")
+    started = time.perf_counter()
+    if zip_binary:
+        subprocess.run(
+            [zip_binary, "-0", "-r", "-q", str(target), media_dir.name],
+            cwd=media_dir.parent,
+            check=True,
+        )
+        how = "zip -0 -r"
+    else:
+        with zipfile.ZipFile(target, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+            for path in sorted(media_dir.rglob("*")):
+                archive.write(path, path.relative_to(media_dir.parent))
+        how = "zipfile ZIP_STORED"
+    seconds = time.perf_counter() - started
+    size = target.stat().st_size
+    target.unlink()
+    return seconds, size, how
+
+
+def _postgres_database(server_url: str) -> str:
+    from tests.support.databases import create_postgres_database
+
+    return create_postgres_database(server_url)
+
+
+def bench_size(prompts: int, runs: int, server_url: str | None) -> dict[str, object]:
+    from app.config import normalise_database_url
+
+    work = Path(tempfile.mkdtemp(prefix=f"export-bench-{prompts}-"))
+    database_url = f"sqlite:///{work}/bench.sqlite3"
+    if server_url:
+        database_url = _postgres_database(normalise_database_url(server_url))
+    try:
+        started = time.perf_counter()
+        user_id = _seed(work, database_url, prompts)
+        print(f"  seeded heavy N={prompts} in {time.perf_counter() - started:.1f} s", flush=True)
+        media_dir = work / "media"
+        media_files = sum(1 for p in media_dir.rglob("*") if p.is_file())
+        media_bytes = sum(p.stat().st_size for p in media_dir.rglob("*") if p.is_file())
+        builds: list[dict[str, float]] = []
+        floors: list[float] = []
+        sizes = {}
+        how = ""
+        for run in range(runs):
+            floor_seconds, floor_size, how = _floor(media_dir, work / "floor.zip")
+            floors.append(floor_seconds)
+            export_id = _request_export(work, database_url, user_id)
+            report = _build_in_child(work, database_url, export_id)
+            path, summary = _archive_of(work, database_url, export_id)
+            sizes = {"archive": path.stat().st_size, "floor": floor_size}
+            path.unlink()  # keep the disk tidy between runs; the row is not looked at again
+            builds.append(report)
+            print(
+                f"  run {run + 1}: build {report['seconds']:.2f} s "
+                f"(media {report['media_seconds']:.2f} s, peak RSS {report['peak_kib'] / 1024:.0f} "
+                f"MiB), {how} {floor_seconds:.2f} s",
+                flush=True,
+            )
+        return {
+            "prompts": prompts,
+            "records": sum(summary.values()),
+            "media_files": media_files,
+            "media_bytes": media_bytes,
+            "build_seconds": statistics.median(b["seconds"] for b in builds),
+            "process_seconds": statistics.median(b["process_seconds"] for b in builds),
+            "media_seconds": statistics.median(b["media_seconds"] for b in builds),
+            "peak_mib": max(b["peak_kib"] for b in builds) / 1024,
+            "lifetime_peak_mib": max(b["lifetime_peak_kib"] for b in builds) / 1024,
+            "baseline_mib": statistics.median(b["rss_before_kib"] for b in builds) / 1024,
+            "floor_seconds": statistics.median(floors),
+            "archive_bytes": sizes["archive"],
+            "floor_bytes": sizes["floor"],
+            "floor_how": how,
+        }
+    finally:
+        if server_url:
+            from tests.support.databases import drop_postgres_database
+
+            drop_postgres_database(database_url, normalise_database_url(server_url))
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _print_table(results: list[dict[str, object]], backend: str) -> None:
+    how = results[0]["floor_how"] if results else "zip -0 -r"
+    print()
+    print(f"Export of heavy@example.com on {backend}; floor: `{how}` of the media folder")
+    print(
+        "| prompts | records | media files (MB) | build s (media part) | floor s | ratio "
+        "| peak RSS while building, MiB (at start) | process ru_maxrss MiB "
+        "| archive MB | floor zip MB |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        ratio = float(r["build_seconds"]) / max(float(r["floor_seconds"]), 1e-9)
+        print(
+            f"| {r['prompts']:,} | {r['records']:,} "
+            f"| {r['media_files']:,} ({int(r['media_bytes']) / 1e6:.1f}) "
+            f"| {r['build_seconds']:.2f} ({r['media_seconds']:.2f}) "
+            f"| {r['floor_seconds']:.2f} | {ratio:.1f}x "
+            f"| {r['peak_mib']:.0f} ({r['baseline_mib']:.0f}) | {r['lifetime_peak_mib']:.0f} "
+            f"| {int(r['archive_bytes']) / 1e6:.1f} | {int(r['floor_bytes']) / 1e6:.1f} |"
+        )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[5000, 50000])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--database-url", default="", help="a PostgreSQL server to use")
+    parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.child is not None:
+        return child(args.data_dir, args.database_url, args.child)
+
+    os.environ.setdefault("PRIVACY_CENTER_ENV", "development")
+    results = []
+    for prompts in args.sizes:
+        print(f"heavy N={prompts}", flush=True)
+        results.append(bench_size(prompts, args.runs, args.database_url or None))
+    backend = "PostgreSQL" if args.database_url else "SQLite"
+    _print_table(results, backend)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
