@@ -41,8 +41,7 @@ from app.models import (
 from app.services import archive, exports, media
 from app.services.archive import category_conditions, json_value
 from app.services.demo import seed_demo
-from tests.support.databases import dispose_engines
-from tests.support.environment import clear_settings_env
+from tests.support.rq_worker import run_rq_worker_burst
 
 DEMO = "demo@example.com"
 DEMO2 = "demo2@example.com"
@@ -694,10 +693,7 @@ def test_an_export_is_built_by_a_real_rq_worker(
     make_app: Callable[..., Flask], redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from redis import Redis
-    from rq import Queue, SimpleWorker
-    from rq.registry import FailedJobRegistry
-
-    from app.jobs import worker
+    from rq import Queue
 
     app = make_app(jobs_mode="rq", redis_url=redis_url)
     demo, _demo2 = _seed(app)
@@ -709,26 +705,10 @@ def test_an_export_is_built_by_a_real_rq_worker(
     assert queue.count == 1
 
     # The worker builds its own app from the environment, as `jobs work` does in production.
-    settings = app.config["SETTINGS"]
-    clear_settings_env(monkeypatch)
-    for name, value in {
-        "DATABASE_URL": settings.database_url,
-        "DATA_DIR": str(settings.data_dir),
-        "REDIS_URL": redis_url,
-        "RATE_LIMITS": "false",
-    }.items():
-        monkeypatch.setenv(name, value)
-    worker._worker_app.cache_clear()
     try:
-        rq_worker = SimpleWorker([queue], connection=connection)
-        assert rq_worker.work(burst=True, with_scheduler=False, logging_level="WARNING")
+        run_rq_worker_burst(app, monkeypatch, redis_url, queue)
     finally:
-        if worker._worker_app.cache_info().currsize:
-            dispose_engines(worker._worker_app())
-        worker._worker_app.cache_clear()
         connection.close()
-
-    assert FailedJobRegistry(queue=queue).count == 0
     with app.app_context():
         export = _export(export_id)
         assert export.status == Export.READY

@@ -16,9 +16,8 @@ from app.extensions import db
 from app.jobs import HANDLERS, RQ_QUEUE_NAME, record_job, run_due_jobs, run_job
 from app.models import Job, OutboundMail, utcnow
 from app.services.mail import queue_mail
-from tests.support.databases import dispose_engines
-from tests.support.environment import clear_settings_env
 from tests.support.mailbox import SMTPServer, free_port
+from tests.support.rq_worker import run_rq_worker_burst
 
 Calls = list[dict[str, Any]]
 
@@ -250,10 +249,7 @@ def test_rq_worker_delivers_the_mail(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from redis import Redis
-    from rq import Queue, SimpleWorker
-    from rq.registry import FailedJobRegistry
-
-    from app.jobs import worker
+    from rq import Queue
 
     app = make_app(
         jobs_mode="rq", redis_url=redis_url, smtp_host=smtp_server.host, smtp_port=smtp_server.port
@@ -269,28 +265,17 @@ def test_rq_worker_delivers_the_mail(
     assert smtp_server.messages == []
 
     # The worker builds its own app from the environment, as `jobs work` does in production.
-    settings = app.config["SETTINGS"]
-    clear_settings_env(monkeypatch)
-    for name, value in {
-        "DATABASE_URL": settings.database_url,
-        "DATA_DIR": str(settings.data_dir),
-        "REDIS_URL": redis_url,
-        "SMTP_HOST": smtp_server.host,
-        "SMTP_PORT": str(smtp_server.port),
-        "RATE_LIMITS": "false",
-    }.items():
-        monkeypatch.setenv(name, value)
-    worker._worker_app.cache_clear()
     try:
-        rq_worker = SimpleWorker([queue], connection=connection)
-        assert rq_worker.work(burst=True, with_scheduler=False, logging_level="WARNING")
+        run_rq_worker_burst(
+            app,
+            monkeypatch,
+            redis_url,
+            queue,
+            SMTP_HOST=smtp_server.host,
+            SMTP_PORT=str(smtp_server.port),
+        )
     finally:
-        if worker._worker_app.cache_info().currsize:
-            dispose_engines(worker._worker_app())
-        worker._worker_app.cache_clear()
         connection.close()
-
-    assert FailedJobRegistry(queue=queue).count == 0
     (received,) = smtp_server.wait_for(1)
     assert received.rcpt_tos == ("mia@example.com",)
     assert received.message["Subject"] == "Test message from the privacy center"
