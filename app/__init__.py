@@ -44,6 +44,7 @@ def _configure(app: Flask, settings: Settings) -> None:
     app.config.update(
         SETTINGS=settings,
         SECRET_KEY=settings.secret_key,
+        SECRET_KEY_FALLBACKS=list(settings.secret_key_fallbacks),
         SQLALCHEMY_DATABASE_URI=settings.sqlalchemy_url,
         SQLALCHEMY_ENGINE_OPTIONS=_engine_options(settings),
         MAX_CONTENT_LENGTH=settings.max_content_length,

@@ -6,6 +6,7 @@ Production (`PRIVACY_CENTER_ENV=production`) refuses the defaults that would be 
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -84,10 +85,30 @@ class Settings:
     dpo_email: str = ""
     api_rate_limit: str = "600 per minute"
     export_rate_limit: str = "5 per hour"
+    # Older secret keys still accepted when checking signed links (key rotation): an
+    # unsubscribe link in a year-old email keeps working after SECRET_KEY changes.
+    secret_key_fallbacks: tuple[str, ...] = field(default=(), repr=False)
+    # Key of the hash that stands for an address on the suppression list. Separate from
+    # SECRET_KEY so that rotating that key does not forget who asked never to be emailed.
+    suppression_hash_key: str = field(default="", repr=False)
+    # Ask again for cookie consent after this many days.
+    consent_max_age_days: int = 365
+    # The jurisdiction of a visitor we know nothing about (no account country).
+    default_country: str = ""
+    # Asking for a link by email (manage marketing without an account, and later requests).
+    email_link_rate_limit: str = "5 per hour;20 per day"
+    one_click_rate_limit: str = "120 per minute"
 
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def suppression_key(self) -> bytes:
+        """The suppression-list key; in development, derived from SECRET_KEY."""
+        if self.suppression_hash_key:
+            return self.suppression_hash_key.encode()
+        return hashlib.sha256(b"suppression-list|" + self.secret_key.encode()).digest()
 
     @property
     def media_dir(self) -> Path:
@@ -109,6 +130,11 @@ class Settings:
             )
         if self.demo_mode:
             problems.append("DEMO_MODE is on: set DEMO_MODE=false (demo accounts are public)")
+        if len(self.suppression_hash_key) < 32:
+            problems.append(
+                "SUPPRESSION_HASH_KEY is unset or shorter than 32 characters: set a long random "
+                "value and never change it (the suppression list is keyed by it)"
+            )
         if urlparse(self.base_url).scheme != "https":
             problems.append(f"BASE_URL must be an https:// address, not {self.base_url!r}")
         return problems
@@ -160,6 +186,12 @@ def load_settings(overrides: dict[str, object] | None = None) -> Settings:
         "dpo_email": _env_str("DPO_EMAIL", ""),
         "api_rate_limit": _env_str("API_RATE_LIMIT", "600 per minute"),
         "export_rate_limit": _env_str("EXPORT_RATE_LIMIT", "5 per hour"),
+        "secret_key_fallbacks": _env_list("SECRET_KEY_FALLBACKS"),
+        "suppression_hash_key": _env_str("SUPPRESSION_HASH_KEY", ""),
+        "consent_max_age_days": _env_int("CONSENT_MAX_AGE_DAYS", 365, minimum=1),
+        "default_country": _env_str("DEFAULT_COUNTRY", "").upper(),
+        "email_link_rate_limit": _env_str("EMAIL_LINK_RATE_LIMIT", "5 per hour;20 per day"),
+        "one_click_rate_limit": _env_str("ONE_CLICK_RATE_LIMIT", "120 per minute"),
     }
     known = {f.name for f in fields(Settings)}
     path_fields = {f.name for f in fields(Settings) if f.type in {"Path", Path}}

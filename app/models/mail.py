@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
@@ -31,5 +31,7 @@ class OutboundMail(db.Model):
     html_body: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default=PENDING)
     message_id: Mapped[str] = mapped_column(String(255))
+    # Extra headers for this message (List-Unsubscribe on marketing email), cleared with the bodies.
+    headers: Mapped[dict[str, str] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -41,12 +41,14 @@ def register_web(app: Flask) -> None:
     from app.web import (  # noqa: PLC0415
         api,
         auth,
+        consent,
         data,
         dev,
         errors,
         exports,
         i18n,
         main,
+        marketing,
         pending,
         policy,
         profile,
@@ -60,6 +62,8 @@ def register_web(app: Flask) -> None:
         exports.bp,
         profile.bp,
         policy.bp,
+        consent.bp,
+        marketing.bp,
         api.bp,
         pending.bp,
     )

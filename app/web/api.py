@@ -57,7 +57,7 @@ class ApiError(Exception):
 # --- responses --------------------------------------------------------------------------------
 
 
-def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     response = current_app.response_class(
         json.dumps(body, ensure_ascii=False), status=status, mimetype="application/json"
     )
@@ -70,7 +70,7 @@ def _error(
     status: int, code: str, message: str | None = None, headers: dict[str, str] | None = None
 ) -> Response:
     body = {"error": code} if message is None else {"error": code, "message": message}
-    return _json(body, status, headers)
+    return json_response(body, status, headers)
 
 
 def _unauthorized() -> Response:
@@ -185,10 +185,10 @@ def load_openapi() -> dict[str, Any]:
 
 @bp.get("/openapi.json")
 def openapi() -> Response:
-    return _json(load_openapi())
+    return json_response(load_openapi())
 
 
-def _require_subject(user_id: int) -> None:
+def require_subject(user_id: int) -> None:
     if user_id > MAX_SUBJECT_ID or db.session.get(User, user_id) is None:
         raise ApiError(404, "not_found", "There is no subject with this id.")
 
@@ -225,8 +225,8 @@ def _allowed_from_body() -> bool:
 
 @bp.get("/subjects/<int:user_id>/processing")
 def processing(user_id: int) -> Response:
-    _require_subject(user_id)
-    return _json(_processing_state(user_id))
+    require_subject(user_id)
+    return json_response(_processing_state(user_id))
 
 
 @bp.put("/subjects/<int:user_id>/processing/<purpose>")
@@ -234,8 +234,12 @@ def set_processing(user_id: int, purpose: str) -> Response:
     """The person made a choice on the platform itself: record it here, where it counts."""
     if purpose not in OPTIONAL_PURPOSES:
         raise ApiError(404, "unknown_purpose", "This purpose cannot be switched on or off.")
-    _require_subject(user_id)
+    require_subject(user_id)
     allowed = _allowed_from_body()
     set_choice(user_id, purpose, allowed=allowed, source="api")
     db.session.commit()
-    return _json(_processing_state(user_id))
+    return json_response(_processing_state(user_id))
+
+
+# Each area's endpoints live in its own module, on this blueprint (keys, limits, JSON errors).
+from app.web import api_consent, api_marketing  # noqa: E402, F401

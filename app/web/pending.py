@@ -12,16 +12,6 @@ from flask_babel import lazy_gettext as _l
 bp = Blueprint("pending", __name__)
 
 PENDING_AREAS = {
-    "cookies": (
-        "/preferences/cookies",
-        _l("Cookie settings"),
-        _l("Choose which cookies may be used, purpose by purpose."),
-    ),
-    "marketing": (
-        "/preferences/marketing",
-        _l("Marketing emails"),
-        _l("Choose which emails you receive, topic by topic."),
-    ),
     "requests": (
         "/requests",
         _l("Requests"),

@@ -67,11 +67,11 @@ class Right:
     links: tuple[Link, ...] = ()
 
 
-_DATA = ("data.index", "pending.data")
-_EXPORTS = ("exports.index", "pending.exports")
+_DATA = ("data.index",)
+_EXPORTS = ("exports.index",)
 _REQUESTS = ("requests.index", "pending.requests")
-_COOKIES = ("preferences.cookies", "pending.cookies")
-_MARKETING = ("preferences.marketing", "pending.marketing")
+_COOKIES = ("consent.settings",)
+_MARKETING = ("marketing.preferences",)
 _PROFILE = ("profile.index",)
 
 RIGHTS = (

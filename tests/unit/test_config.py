@@ -33,6 +33,7 @@ def production(env: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     env.setenv("PRIVACY_CENTER_ENV", "production")
     env.setenv("SECRET_KEY", GOOD_SECRET)
     env.setenv("BASE_URL", "https://privacy.example.com")
+    env.setenv("SUPPRESSION_HASH_KEY", "s" * 40)
     return env
 
 
@@ -64,8 +65,18 @@ def test_production_with_safe_settings_starts(production: pytest.MonkeyPatch) ->
         ("SECRET_KEY", "short-but-not-default", "SECRET_KEY"),
         ("DEMO_MODE", "true", "DEMO_MODE"),
         ("BASE_URL", "http://privacy.example.com", "BASE_URL"),
+        ("SUPPRESSION_HASH_KEY", None, "SUPPRESSION_HASH_KEY"),
+        ("SUPPRESSION_HASH_KEY", "too-short", "SUPPRESSION_HASH_KEY"),
     ],
-    ids=["secret-unset", "secret-default", "secret-short", "demo-mode", "http-base-url"],
+    ids=[
+        "secret-unset",
+        "secret-default",
+        "secret-short",
+        "demo-mode",
+        "http-base-url",
+        "suppression-key-unset",
+        "suppression-key-short",
+    ],
 )
 def test_production_refuses_unsafe_setting_and_names_it(
     production: pytest.MonkeyPatch, variable: str, value: str | None, named: str
@@ -80,7 +91,7 @@ def test_production_refuses_unsafe_setting_and_names_it(
     assert "production" in message
     assert named in message
     # Only the setting at fault is blamed, so the operator knows what to change.
-    others = {"SECRET_KEY", "DEMO_MODE", "BASE_URL"} - {named}
+    others = {"SECRET_KEY", "DEMO_MODE", "BASE_URL", "SUPPRESSION_HASH_KEY"} - {named}
     assert not [other for other in others if other in message]
 
 
@@ -89,7 +100,7 @@ def test_production_lists_every_unsafe_setting_at_once(env: pytest.MonkeyPatch) 
     env.setenv("DEMO_MODE", "yes")
     with pytest.raises(ConfigError) as excinfo:
         load_settings()
-    for name in ("SECRET_KEY", "DEMO_MODE", "BASE_URL"):
+    for name in ("SECRET_KEY", "DEMO_MODE", "BASE_URL", "SUPPRESSION_HASH_KEY"):
         assert name in str(excinfo.value)
 
 
