@@ -23,6 +23,7 @@ from werkzeug.wrappers import Response
 
 from app.extensions import limiter
 from app.services.auth import authenticate, verify_password
+from app.web.consent import merge_at_sign_in
 from app.web.forms import ButtonForm, LoginForm, ReauthForm
 from app.web.safety import safe_next_url
 
@@ -90,6 +91,7 @@ def login() -> Response | tuple[str, int] | str:
         error = _("The email address or password is not right. Check both and try again.")
         return render_template("auth/login.html", form=form, error=error), 401
     _start_session(user)
+    merge_at_sign_in(user)  # the browser's anonymous cookie choices join the account
     flash(_("You are signed in."), "success")
     return redirect(safe_next_url(form.next.data) or url_for("main.index"), 303)
 
