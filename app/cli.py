@@ -14,6 +14,7 @@ requests_cli = AppGroup("requests", help="Data-subject requests and the sweeper.
 mail_cli = AppGroup("mail", help="Service email.")
 audit_cli = AppGroup("audit", help="The tamper-evident audit log.")
 notice_cli = AppGroup("notice", help="The privacy notice and its versions.")
+marketing_cli = AppGroup("marketing", help="Marketing email: headers for the sending system.")
 
 
 @demo_cli.command("seed")
@@ -122,6 +123,26 @@ def notice_fingerprint() -> None:
     )
 
 
+@marketing_cli.command("headers")
+@click.argument("email")
+@click.option("--topic", default=None, help="The message's topic (default: all marketing).")
+def marketing_headers(email: str, topic: str | None) -> None:
+    """Print the List-Unsubscribe and List-Unsubscribe-Post headers for a message to EMAIL."""
+    from app.services import marketing  # noqa: PLC0415
+
+    if topic is not None and topic not in marketing.topics():
+        known = ", ".join(marketing.topics())
+        raise click.BadParameter(f"unknown topic {topic!r} (known: {known})", param_hint="--topic")
+    try:
+        headers = marketing.list_unsubscribe_headers(email, topic)
+    except marketing.UnknownAddressError:
+        raise click.ClickException(
+            f"{email} is not on the mailing list: no marketing email may be sent to it"
+        ) from None
+    for name, value in headers.items():
+        click.echo(f"{name}: {value}")
+
+
 def register(app: Flask) -> None:
-    for group in (demo_cli, jobs_cli, requests_cli, mail_cli, audit_cli, notice_cli):
+    for group in (demo_cli, jobs_cli, requests_cli, mail_cli, audit_cli, notice_cli, marketing_cli):
         app.cli.add_command(group)

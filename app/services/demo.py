@@ -47,6 +47,7 @@ from app.models import (
 )
 from app.services import media
 from app.services.auth import find_user_by_email, hash_password
+from app.services.marketing import seed_subscriber
 
 BATCH_SIZE = 5000
 _T = TypeVar("_T")
@@ -463,6 +464,10 @@ def seed_demo(heavy: int | None = None, echo: Callable[[str], None] = print) -> 
         lines.append(heavy_line)
         if heavy_line.startswith("created"):
             created.append(heavy_line)
+    marketing_line = _seed_marketing()
+    if marketing_line:
+        lines.append(marketing_line)
+        created.append(marketing_line)
     if not created:
         return "Demo data already present; nothing changed.\n" + "\n".join(lines)
     return "\n".join(lines)
@@ -487,6 +492,31 @@ def _seed_heavy(prompts: int, echo: Callable[[str], None]) -> str:
     echo(f"creating {profile.email} with {prompts} prompts and {profile.images} images …")
     counts = _AccountBuilder(profile, commit_each_batch=True).build()
     return f"created {profile.email}: {_describe(counts)}"
+
+
+# Marketing topics of the demo addresses (confirmed long ago); reader@ has no account: it
+# stands for the newsletter-only readers who manage their emails by a link.
+DEMO_MARKETING = (
+    ("demo@example.com", ("product_updates", "newsletter")),
+    ("demo2@example.com", ("offers",)),
+    ("reader@example.com", ("newsletter",)),
+)
+
+
+def _seed_marketing() -> str | None:
+    """Subscribe the demo addresses that are not subscribers yet; None when none was new."""
+    added = []
+    for email, topics in DEMO_MARKETING:
+        user = find_user_by_email(email)
+        if seed_subscriber(
+            email,
+            topics,
+            locale=user.locale if user else "en",
+            user_id=user.id if user else None,
+            confirmed_at=utcnow() - timedelta(days=90),
+        ):
+            added.append(email)
+    return f"created marketing subscriptions for {', '.join(added)}" if added else None
 
 
 def _describe(counts: Counter[str]) -> str:

@@ -44,9 +44,12 @@ def queue_mail(
     template: str,
     locale: str,
     user_id: int | None = None,
+    headers: dict[str, str] | None = None,
     **context: Any,
 ) -> OutboundMail:
-    """Record a message and its delivery job; both take effect when the caller commits."""
+    """Record a message and its delivery job; both take effect when the caller commits.
+
+    `headers` are added to the message as they are (List-Unsubscribe on marketing email)."""
     subject, text, html = render_mail(template, locale, **context)
     domain = to.rpartition("@")[2] or "localhost"
     mail = OutboundMail(
@@ -58,6 +61,7 @@ def queue_mail(
         text_body=text,
         html_body=html,
         message_id=make_msgid(domain=_sender_domain() or domain),
+        headers=headers or None,
     )
     db.session.add(mail)
     db.session.flush()
@@ -85,6 +89,13 @@ def build_message(mail: OutboundMail) -> EmailMessage:
         message.add_alternative(mail.html_body, subtype="html")
     # After the bodies: set_content() clears every Content-* header set before it.
     message["Content-Language"] = mail.locale.replace("_", "-")
+    for name, value in (mail.headers or {}).items():
+        message[name] = value
+    if mail.headers:
+        # An unsubscribe URL is longer than 78 characters: folded at 78, it would become an
+        # RFC 2047 encoded word that mail providers do not decode. Header lines may be 998
+        # long; the bodies are already encoded, so only the headers see this.
+        message.policy = message.policy.clone(max_line_length=998)
     return message
 
 
@@ -125,6 +136,7 @@ def deliver(payload: dict[str, Any]) -> None:
     # Keep the record that a message went out, not what it said.
     mail.text_body = None
     mail.html_body = None
+    mail.headers = None  # an unsubscribe token is as personal as the body
     db.session.commit()
 
 

@@ -39,7 +39,11 @@ from app.extensions import db, login_manager
 from app.services import deletion, media, records
 from app.services.choices import MODEL_IMPROVEMENT, current_choice, set_choice
 from app.services.inventory import summarise_holdings
+from app.services.marketing import ALL_TOPICS
+from app.services.marketing import topics as marketing_topics
 from app.web.auth import fresh_login_required
+from app.web.consent import SOURCE_TEXTS as CONSENT_SOURCE_TEXTS
+from app.web.consent import cookie_purpose_name, jurisdiction_name
 from app.web.errors import render_error
 from app.web.forms import ButtonForm
 from app.web.htmx import wants_fragment
@@ -145,6 +149,22 @@ CHOICE_SOURCE_TEXTS = {
     "page": _l("on this site"),
     "api": _l("on the platform"),
     "staff": _l("by our privacy team, at your request"),
+    # Where a cookie-consent receipt was made: banner, settings, gpc, merge.
+    **{k: v for k, v in CONSENT_SOURCE_TEXTS.items() if k != "api"},
+    "link": _l("with the link in an email"),
+    "one_click": _l("with the unsubscribe button of your mail program"),
+}
+MARKETING_ACTION_TEXTS = {
+    "requested": _l("asked for (waiting for confirmation)"),
+    "confirmed": _l("confirmed"),
+    "unsubscribed": _l("unsubscribed"),
+    "resubscribed": _l("subscribed again"),
+}
+# A marketing topic's state (the same codes mean something else for mail and exports).
+TOPIC_STATUS_TEXTS = {
+    "pending": _l("waiting for your confirmation"),
+    "subscribed": _l("subscribed"),
+    "unsubscribed": _l("unsubscribed"),
 }
 DIRECTION_TEXTS = {"in": _l("You"), "out": _l("Support")}
 # Codes the platform stores, in words. An unknown code is shown as it is stored.
@@ -218,11 +238,18 @@ def cell(name: str, values: dict[str, Any]) -> Cell:
     if isinstance(value, datetime):
         return Cell(name, label, format_datetime(value, "medium"), iso=value.isoformat())
     if isinstance(value, dict):
-        entries = tuple((_label(SETTING_LABELS, k), _scalar(v)) for k, v in value.items())
+        entries = tuple((_entry_label(name, k), _scalar(v)) for k, v in value.items())
         return Cell(name, label, "", entries=entries)
     text, numeric = _words(name, value, values)
     free_text = isinstance(value, str) and name not in VALUE_NAMES
     return Cell(name, label, text, numeric=numeric, free_text=free_text)
+
+
+def _entry_label(name: str, key: str) -> str:
+    """A key of a small mapping: a cookie purpose of consent choices, else an image setting."""
+    if name == "choices":
+        return cookie_purpose_name(key)
+    return _label(SETTING_LABELS, key)
 
 
 def _words(name: str, value: Any, values: dict[str, Any]) -> tuple[str, bool]:
@@ -234,7 +261,10 @@ def _words(name: str, value: Any, values: dict[str, Any]) -> tuple[str, bool]:
     if name in COUNTED_FIELDS:
         return format_decimal(value), True
     namer = VALUE_NAMES.get(name)
-    named = namer(value) if namer else None
+    if name == "status" and "topic" in values:  # a marketing topic's state
+        named = _coded(TOPIC_STATUS_TEXTS, value)
+    else:
+        named = namer(value) if namer else None
     return (named if named is not None else _scalar(value)), False
 
 
@@ -251,6 +281,14 @@ def _coded(texts: dict[str, Any], key: str) -> str | None:
     return str(texts[key]) if key in texts else None
 
 
+def marketing_topic_name(key: str) -> str | None:
+    """A marketing topic (or "*", all of them) in the reader's language."""
+    if key == ALL_TOPICS:
+        return _("All marketing emails")
+    topic = marketing_topics().get(key)
+    return _(topic.name) if topic else None
+
+
 def _direction(key: str) -> str | None:
     return str(DIRECTION_TEXTS[key]) if key in DIRECTION_TEXTS else None
 
@@ -263,9 +301,12 @@ VALUE_NAMES: dict[str, Callable[[Any], str | None]] = {
     "direction": _direction,
     "purpose": _purpose_name,
     "source": _choice_source,
+    "jurisdiction": jurisdiction_name,
     "status": lambda key: _coded(STATUS_TEXTS, key),
     "feature": lambda key: _coded(FEATURE_TEXTS, key),
     "client": lambda key: _coded(CLIENT_TEXTS, key),
+    "topic": marketing_topic_name,
+    "action": lambda key: _coded(MARKETING_ACTION_TEXTS, key),
 }
 
 
