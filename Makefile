@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 5000
+# pytest-xdist workers for `make test` (each gets its own throwaway databases and browser).
+TEST_WORKERS ?= 2
 FLASK := $(BIN)/flask --app wsgi
 PYBABEL := $(BIN)/pybabel
 CHROMIUM ?= /usr/bin/chromium
@@ -40,7 +42,7 @@ worker: $(VENV)/.stamp-run ## Run a background worker (RQ when REDIS_URL is set)
 	$(FLASK) jobs work
 
 test: test-deps lint i18n-compile ## Install test needs (Chromium included), lint, run every test
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 test-deps: $(VENV)/.stamp-test browser
 

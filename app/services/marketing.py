@@ -289,6 +289,57 @@ def _attach_to_account(subscriber: MarketingSubscriber, user_id: int) -> None:
     db.session.flush()
 
 
+def follow_account_address(user_id: int, new_email: str) -> None:
+    """The account's sign-in address changed: its marketing email goes to the new one.
+
+    A newsletter-only subscriber that already had the new address joins the account's
+    (its topics the account lacks and its history come along; for a topic both have, the
+    account's state stands). The caller commits, together with the address change.
+    """
+    own = subscriber_for_user(user_id)
+    if own is None:
+        return
+    new_hash = email_hash(new_email)
+    other = db.session.scalar(
+        select(MarketingSubscriber).where(
+            MarketingSubscriber.email_hash == new_hash, MarketingSubscriber.id != own.id
+        )
+    )
+    if other is not None and other.user_id is not None:
+        return  # another account's stale address: never join two accounts' lists
+    if other is not None:
+        _absorb(own, other)
+    own.email = new_email.strip()
+    own.email_hash = new_hash
+    db.session.flush()
+
+
+def _absorb(own: MarketingSubscriber, other: MarketingSubscriber) -> None:
+    own_topics = set(
+        db.session.scalars(
+            select(TopicSubscription.topic).where(TopicSubscription.subscriber_id == own.id)
+        )
+    )
+    moved = {"subscriber_id": own.id, "user_id": own.user_id}
+    db.session.execute(
+        update(TopicSubscription)
+        .where(
+            TopicSubscription.subscriber_id == other.id,
+            TopicSubscription.topic.not_in(own_topics or {""}),
+        )
+        .values(**moved)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.execute(
+        update(MarketingEvent)
+        .where(MarketingEvent.subscriber_id == other.id)
+        .values(**moved)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.delete(other)  # its remaining topic rows go with it (ON DELETE CASCADE)
+    db.session.flush()
+
+
 # --- what a subscriber gets -------------------------------------------------------------------
 
 NOT_SUBSCRIBED = "none"  # no row yet: never asked for the topic

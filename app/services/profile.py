@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
 from app.models import BillingAddress, EmailChange, User, utcnow
+from app.services import marketing
 from app.services.audit import record_event
 from app.services.auth import find_user_by_email, verify_password
 from app.services.mail import queue_mail
@@ -494,6 +495,8 @@ def confirm_email_change(secret_key: str, token: str, *, profile_url: str) -> Em
         db.session.rollback()
         raise AddressTakenError from None
     _cancel_pending(user.id, except_id=change.id)
+    # Marketing email the person asked for follows them to the new address.
+    marketing.follow_account_address(user.id, change.new_email)
     record_event(
         "profile.email_changed",
         actor_type="user",

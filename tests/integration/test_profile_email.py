@@ -19,7 +19,16 @@ from sqlalchemy import func, select
 from werkzeug.test import TestResponse
 
 from app.extensions import db
-from app.models import AuditEvent, EmailChange, OutboundMail, User, utcnow
+from app.models import (
+    AuditEvent,
+    EmailChange,
+    MarketingSubscriber,
+    OutboundMail,
+    TopicSubscription,
+    User,
+    utcnow,
+)
+from app.services import marketing
 from app.services.profile import make_token
 from tests.support.mailbox import SMTPServer
 from tests.support.web import csrf_token, login, post_form, text_of, title_of
@@ -476,3 +485,35 @@ def test_guessing_the_password_is_limited_like_signing_in(
     assert response.status_code == 429
     assert title_of(response) == "Too many attempts"
     assert _changes(app, user.id) == []
+
+
+# --- marketing email follows the address ------------------------------------------------------
+
+
+def test_marketing_email_follows_the_new_address_and_joins_its_newsletter_subscription(
+    app: Flask, client: FlaskClient, user: User
+) -> None:
+    with app.app_context():
+        marketing.seed_subscriber(user.email, ["product_updates"], user_id=user.id)
+        marketing.seed_subscriber(NEW, ["newsletter", "product_updates"])  # no account
+        db.session.commit()
+    link = _asked(app, client, user)
+    assert post_form(app.test_client(), link).status_code == 303
+
+    with app.app_context():
+        assert marketing.find_subscriber("ann@example.com") is None  # nothing goes there now
+        subscriber = marketing.find_subscriber(NEW)
+        assert subscriber is not None
+        assert (subscriber.user_id, subscriber.email) == (user.id, NEW)
+        assert db.session.scalar(select(func.count()).select_from(MarketingSubscriber)) == 1
+        topics = db.session.execute(
+            select(TopicSubscription.topic, TopicSubscription.status, TopicSubscription.user_id)
+            .where(TopicSubscription.subscriber_id == subscriber.id)
+            .order_by(TopicSubscription.topic)
+        ).all()
+        assert topics == [
+            ("newsletter", "subscribed", user.id),
+            ("product_updates", "subscribed", user.id),
+        ]
+        headers = marketing.list_unsubscribe_headers(NEW, "newsletter")
+        assert "/unsubscribe/" in headers["List-Unsubscribe"]
