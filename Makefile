@@ -22,6 +22,9 @@ $(BIN)/python:
 
 $(VENV)/.stamp-run: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
+	@# Flask-Migrate was replaced by our own `flask db` commands; in a virtualenv made before,
+	@# its plugin would shadow them.
+	@$(BIN)/pip uninstall --quiet --yes flask-migrate 2>/dev/null || true
 	touch $@
 
 $(VENV)/.stamp-test: pyproject.toml $(VENV)/.stamp-run

@@ -10,7 +10,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from app.config import PROJECT_ROOT, Settings, load_settings
-from app.extensions import babel, csrf, db, htmx, limiter, login_manager, migrate
+from app.extensions import babel, csrf, db, htmx, limiter, login_manager
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,6 @@ def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
 
 def _init_extensions(app: Flask, settings: Settings) -> None:
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     htmx.init_app(app)
     limiter.init_app(app)

@@ -7,6 +7,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from app.extensions import db
+from app.migrations_cli import db_cli  # Alembic itself is imported only when a command runs
 
 demo_cli = AppGroup("demo", help="Demo accounts and realistic platform data (demo mode only).")
 jobs_cli = AppGroup("jobs", help="Background work.")
@@ -144,5 +145,14 @@ def marketing_headers(email: str, topic: str | None) -> None:
 
 
 def register(app: Flask) -> None:
-    for group in (demo_cli, jobs_cli, requests_cli, mail_cli, audit_cli, notice_cli, marketing_cli):
+    for group in (
+        db_cli,
+        demo_cli,
+        jobs_cli,
+        requests_cli,
+        mail_cli,
+        audit_cli,
+        notice_cli,
+        marketing_cli,
+    ):
         app.cli.add_command(group)

@@ -27,12 +27,11 @@ def main() -> int:
     parser.add_argument("prompts", type=int, help="N: prompts for heavy@example.com")
     args = parser.parse_args()
 
-    import flask_migrate
     from sqlalchemy import func, select
 
     from app import create_app
-    from app.config import PROJECT_ROOT
     from app.extensions import db
+    from app.migrations_cli import upgrade_database
     from app.services.auth import find_user_by_email
     from app.services.demo import HEAVY
 
@@ -44,7 +43,7 @@ def main() -> int:
         with app.app_context():
             from app.services.demo import seed_demo
 
-            flask_migrate.upgrade(directory=str(PROJECT_ROOT / "migrations"))
+            upgrade_database()
             if find_user_by_email(HEAVY.email) is not None:
                 print(f"{HEAVY.email} already exists in this database: use a fresh one")
                 return 1

@@ -2,7 +2,11 @@ import logging
 from logging.config import fileConfig
 
 from alembic import context
-from flask import current_app
+
+from app.extensions import db
+
+# Run by `flask db ...` and `upgrade_database()` (app/migrations_cli.py) inside an app context:
+# `db.engine` is the engine of `current_app`, and `db.metadata` holds every model.
 
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
@@ -16,7 +20,7 @@ logger = logging.getLogger("alembic.env")
 
 def get_engine():
     # Flask-SQLAlchemy 3: `db.engine` (`get_engine()` is deprecated and warns).
-    return current_app.extensions["migrate"].db.engine
+    return db.engine
 
 
 def get_engine_url():
@@ -31,7 +35,6 @@ def get_engine_url():
 # from myapp import mymodel
 # target_metadata = mymodel.Base.metadata
 config.set_main_option("sqlalchemy.url", get_engine_url())
-target_db = current_app.extensions["migrate"].db
 
 # other values from the config, defined by the needs of env.py,
 # can be acquired:
@@ -40,9 +43,7 @@ target_db = current_app.extensions["migrate"].db
 
 
 def get_metadata():
-    if hasattr(target_db, "metadatas"):
-        return target_db.metadatas[None]
-    return target_db.metadata
+    return db.metadata
 
 
 def run_migrations_offline():
@@ -82,14 +83,18 @@ def run_migrations_online():
                 directives[:] = []
                 logger.info("No changes in schema detected.")
 
-    conf_args = current_app.extensions["migrate"].configure_args
-    if conf_args.get("process_revision_directives") is None:
-        conf_args["process_revision_directives"] = process_revision_directives
-
     connectable = get_engine()
 
     with connectable.connect() as connection:
-        context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
+        context.configure(
+            connection=connection,
+            target_metadata=get_metadata(),
+            process_revision_directives=process_revision_directives,
+            # SQLite cannot ALTER most things: batch mode copies the table instead.
+            render_as_batch=True,
+            # Column type changes are migrations too (what Flask-Migrate set).
+            compare_type=True,
+        )
 
         with context.begin_transaction():
             context.run_migrations()

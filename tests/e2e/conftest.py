@@ -94,11 +94,10 @@ def _seed(app: Flask) -> None:
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """The app on 127.0.0.1 and a free port, with a fresh migrated and seeded SQLite database."""
-    import flask_migrate
-
     from app import create_app
     from app.config import PROJECT_ROOT
     from app.extensions import db
+    from app.migrations_cli import upgrade_database
 
     data_dir = tmp_path_factory.mktemp("e2e-data")
     translation_problem = _compile_translations(PROJECT_ROOT)
@@ -128,7 +127,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
             }
         )
         with app.app_context():
-            flask_migrate.upgrade(directory=str(PROJECT_ROOT / "migrations"))
+            upgrade_database()
         _seed(app)
         holder["app"] = app
         thread.start()

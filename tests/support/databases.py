@@ -80,12 +80,11 @@ def quiet_alembic_logging() -> Iterator[None]:
 
 
 def migrate(app: Any) -> None:
-    import flask_migrate
-
     from app.extensions import db
+    from app.migrations_cli import upgrade_database
 
     with app.app_context(), quiet_alembic_logging():
-        flask_migrate.upgrade(directory=str(MIGRATIONS))
+        upgrade_database()
         db.session.remove()
 
 
