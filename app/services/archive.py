@@ -377,6 +377,8 @@ class CategoryContents:
 class ArchiveResult:
     counts: dict[str, int]
     media_files: int
+    byte_size: int
+    sha256: str  # of the whole archive file
 
 
 class _Zip:
@@ -391,7 +393,12 @@ class _Zip:
         self.date_time = generated_at.timetuple()[:6]
         self.listed = 0
         self.manifest_lines = manifest_lines
-        self.zip = zipfile.ZipFile(path, "w", allowZip64=True)
+        self.file = path.open("wb")
+        # zipfile sees a stream it cannot seek in, so it writes strictly front to back (sizes
+        # go in data descriptors): the archive's own hash is taken on the way to disk rather
+        # than by reading the whole file back afterwards.
+        self.stream = _ForwardOnly(self.file)
+        self.zip = zipfile.ZipFile(self.stream, "w", allowZip64=True)
         self.temp_dir = path.parent  # for the build's other temporary files: same disk
 
     @contextmanager
@@ -412,7 +419,23 @@ class _Zip:
         self.listed += 1
 
     def close(self) -> None:
-        self.zip.close()
+        try:
+            self.zip.close()
+            self.file.flush()
+            os.fsync(self.file.fileno())  # on disk before the caller renames it into place
+        finally:
+            self.file.close()
+
+
+class _ForwardOnly(HashingSink):
+    """The archive file as a plain stream: no seek or tell, hashed and counted as written."""
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        super().write(data)
+        return len(data)  # zipfile keeps its own offset from this
+
+    def flush(self) -> None:
+        self.target.flush()
 
 
 def copy_media_file(archive: _Zip, name: str, source: Path) -> bool:
@@ -459,7 +482,7 @@ def write_archive(target: Path, request: ArchiveRequest, on_progress: Progress) 
         finally:
             archive.close()
     counts = {c.category.key: c.count for c in contents}
-    return ArchiveResult(counts, media_files)
+    return ArchiveResult(counts, media_files, archive.stream.size, archive.stream.sha256)
 
 
 def _header(category: Category, request: ArchiveRequest, fields: Sequence[str]) -> dict[str, Any]:

@@ -16,7 +16,6 @@ temporary or orphaned files older than a day.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import secrets
@@ -47,7 +46,6 @@ PROGRESS_INTERVAL_ITEMS = 5000
 # size estimate shown before a request; measured on the demo data (see README).
 BYTES_PER_RECORD = 120
 ARCHIVE_OVERHEAD_BYTES = 20_000  # index.html, manifest.json, zip directory
-HASH_CHUNK = 1024 * 1024
 
 
 class ExportInProgressError(Exception):
@@ -275,14 +273,6 @@ def _start_building(export: Export) -> tuple[str, str | None]:
     return export.file_name, previous
 
 
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _fsync_directory(path: Path) -> None:
     descriptor = os.open(path, os.O_RDONLY)
     try:
@@ -340,12 +330,17 @@ def _build(export: Export, user: User) -> None:
     result = archive.write_archive(
         part, request, on_progress=_Progress(export_id, estimate.records + estimate.media_files)
     )
-    size = part.stat().st_size
-    digest = _sha256_of(part)
     final = _final_path(file_name)
     part.replace(final)
     _fsync_directory(final.parent)
-    _mark_ready(export_id, user, final=final, size=size, digest=digest, counts=result.counts)
+    _mark_ready(
+        export_id,
+        user,
+        final=final,
+        size=result.byte_size,
+        digest=result.sha256,
+        counts=result.counts,
+    )
 
 
 def _mark_ready(

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-import flask_migrate
 import pytest
 from flask import Flask
 from PIL import Image
@@ -30,8 +29,9 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
 from app import create_app
-from app.config import PROJECT_ROOT, normalise_database_url
+from app.config import normalise_database_url
 from app.extensions import db
+from app.migrations_cli import upgrade_database
 from app.models import (
     BillingAddress,
     DeviceRecord,
@@ -92,7 +92,7 @@ def _build_app(data_dir: Path, database_url: str) -> Flask:
     # Alembic's env.py calls logging.config.fileConfig, which in-process would disable every
     # existing logger and replace pytest's log handlers for the rest of the run.
     with app.app_context(), mock.patch.object(logging.config, "fileConfig", lambda *_a, **_k: 0):
-        flask_migrate.upgrade(directory=str(PROJECT_ROOT / "migrations"))
+        upgrade_database()
         db.session.remove()
     return app
 
@@ -377,6 +377,18 @@ def test_heavy_image_files_have_distinct_bytes(ctx: Seeded) -> None:
     images = rows(GeneratedImage, account("heavy@example.com"))
     contents = {media.path_for(image.storage_key).read_bytes() for image in images}
     assert len(contents) == len(images)
+
+
+def test_heavy_images_weigh_what_generated_images_do(ctx: Seeded) -> None:
+    """Benchmarks on the heavy account copy realistic bytes, not 2 KB gradients."""
+    images = rows(GeneratedImage, account("heavy@example.com"))
+    sizes = [media.path_for(image.storage_key).stat().st_size for image in images]
+    assert min(sizes) > 100 * 1024
+    assert all(image.byte_size == size for image, size in zip(images, sizes, strict=True))
+    assert all(open_image(image.storage_key).format == "PNG" for image in images)
+    # The ordinary demo accounts keep small files: they are seeded in every test run.
+    demo_images = rows(GeneratedImage, account("demo@example.com"))
+    assert max(image.byte_size for image in demo_images) < 20 * 1024
 
 
 # --- the second account and the heavy one -----------------------------------------------------
