@@ -28,7 +28,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,8 +37,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
+from serving import flask, free_port, start_gunicorn, stop, wait_until_up
+
 PROJECT = Path(__file__).resolve().parent.parent
-VENV_BIN = PROJECT / ".venv" / "bin"
+
 HEAVY_EMAIL = "heavy@example.com"
 HEAVY_PASSWORD = "demo-password"  # the published demo password (DESIGN §5)
 CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
@@ -65,28 +66,6 @@ class Result:
 # --- the server -------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def flask(env: dict[str, str], *args: str, timeout: float) -> None:
-    started = time.perf_counter()
-    done = subprocess.run(
-        [str(VENV_BIN / "flask"), "--app", "wsgi", *args],
-        cwd=PROJECT,
-        env=env,
-        check=False,
-        timeout=timeout,
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"flask {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
-    print(f"  flask {' '.join(args)}: {time.perf_counter() - started:.1f} s", flush=True)
-
-
 def analyze(database_url: str) -> None:
     """Planner statistics for the freshly bulk-loaded tables, as autovacuum would gather
     them on a live server; without them PostgreSQL plans for nearly empty tables."""
@@ -99,48 +78,6 @@ def analyze(database_url: str) -> None:
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         connection.exec_driver_sql("ANALYZE")
     engine.dispose()
-
-
-def start_gunicorn(env: dict[str, str], port: int, workers: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [
-            str(VENV_BIN / "gunicorn"),
-            "--workers",
-            str(workers),
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "warning",
-            "wsgi:app",
-        ],
-        cwd=PROJECT,
-        env=env,
-        start_new_session=True,  # its own process group, so stopping it stops its workers
-    )
-
-
-def wait_until_up(port: int, server: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with status {server.returncode}")
-        try:
-            status, _body, _headers = get(http.client.HTTPConnection("127.0.0.1", port), "/healthz")
-            if status == 200:
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError("gunicorn did not answer /healthz in time")
-
-
-def stop(server: subprocess.Popen[bytes]) -> None:
-    if server.poll() is None:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=5)
 
 
 # --- HTTP -------------------------------------------------------------------------------------

@@ -32,7 +32,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,8 +42,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from serving import flask, free_port, start_gunicorn, stop, wait_until_up
+
 PROJECT = Path(__file__).resolve().parent.parent
-VENV_BIN = PROJECT / ".venv" / "bin"
+
 sys.path.insert(0, str(PROJECT))
 TOPICS = ("newsletter", "offers")
 ONE_CLICK_BODY = b"List-Unsubscribe=One-Click"
@@ -68,22 +69,6 @@ class Result:
 
 
 # --- the database -----------------------------------------------------------------------------
-
-
-def flask(env: dict[str, str], *args: str, timeout: float) -> None:
-    started = time.perf_counter()
-    done = subprocess.run(
-        [str(VENV_BIN / "flask"), "--app", "wsgi", *args],
-        cwd=PROJECT,
-        env=env,
-        check=False,
-        timeout=timeout,
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"flask {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
-    print(f"  flask {' '.join(args)}: {time.perf_counter() - started:.1f} s", flush=True)
 
 
 def _app(env: dict[str, str]) -> Any:
@@ -196,55 +181,6 @@ def recorded(app: Any) -> dict[str, int]:
 
 
 # --- the server -------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_gunicorn(env: dict[str, str], port: int, workers: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [
-            str(VENV_BIN / "gunicorn"),
-            "--workers",
-            str(workers),
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "warning",
-            "wsgi:app",
-        ],
-        cwd=PROJECT,
-        env=env,
-        start_new_session=True,  # its own process group, so stopping it stops its workers
-    )
-
-
-def wait_until_up(port: int, server: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with status {server.returncode}")
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            connection.request("GET", "/healthz")
-            if connection.getresponse().status == 200:
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError("gunicorn did not answer /healthz in time")
-
-
-def stop(server: subprocess.Popen[bytes]) -> None:
-    if server.poll() is None:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=5)
 
 
 # --- HTTP -------------------------------------------------------------------------------------
