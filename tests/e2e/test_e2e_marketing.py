@@ -7,14 +7,13 @@ Each run uses its own newsletter-only address, so the demo accounts are not touc
 from __future__ import annotations
 
 import re
-from email import policy
 from email.message import EmailMessage
-from email.parser import BytesParser
 
 import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.axe import assert_no_axe_violations
+from tests.support.mailbox import outbox_messages_to, plain_text
 
 pytestmark = pytest.mark.e2e
 
@@ -22,25 +21,12 @@ PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touc
 
 
 def _messages_to(live_server, address: str) -> list[EmailMessage]:
-    outbox = live_server.app.config["SETTINGS"].mail_outbox_dir
-    messages = []
-    for path in sorted(outbox.glob("*.eml")):
-        with path.open("rb") as handle:
-            message = BytesParser(policy=policy.default).parse(handle)
-        if message["To"] == address:
-            messages.append(message)
-    return messages
-
-
-def _text(message: EmailMessage) -> str:
-    part = message.get_body(preferencelist=("plain",))
-    assert part is not None
-    return part.get_content()  # type: ignore[union-attr]
+    return outbox_messages_to(live_server.app.config["SETTINGS"].mail_outbox_dir, address)
 
 
 def _link(live_server, message: EmailMessage, path: str) -> str:
-    found = re.search(re.escape(live_server.url) + path, _text(message))
-    assert found, _text(message)
+    found = re.search(re.escape(live_server.url) + path, plain_text(message))
+    assert found, plain_text(message)
     return found.group(0).removeprefix(live_server.url)
 
 

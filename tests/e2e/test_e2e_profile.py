@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from email import policy
 from email.message import EmailMessage
-from email.parser import BytesParser
 
 import pytest
 from playwright.sync_api import expect
 from sqlalchemy import func, select
 
 from tests.e2e.axe import assert_no_axe_violations
+from tests.support.mailbox import outbox_messages_to, plain_text
 
 pytestmark = pytest.mark.e2e
 
@@ -59,20 +58,7 @@ def demo2(live_server) -> Iterator[int]:
 
 
 def _messages_to(live_server, address: str) -> list[EmailMessage]:
-    outbox = live_server.app.config["SETTINGS"].mail_outbox_dir
-    messages = []
-    for path in sorted(outbox.glob("*.eml")):
-        with path.open("rb") as handle:
-            message = BytesParser(policy=policy.default).parse(handle)
-        if message["To"] == address:
-            messages.append(message)
-    return messages
-
-
-def _text(message: EmailMessage) -> str:
-    part = message.get_body(preferencelist=("plain",))
-    assert part is not None
-    return part.get_content()  # type: ignore[union-attr]
+    return outbox_messages_to(live_server.app.config["SETTINGS"].mail_outbox_dir, address)
 
 
 def test_change_the_sign_in_address_by_the_emailed_link(visit, live_server, demo2):
@@ -115,11 +101,11 @@ def test_change_the_sign_in_address_by_the_emailed_link(visit, live_server, demo
 
     (confirmation,) = _messages_to(live_server, NEW_EMAIL)
     (notice,) = _messages_to(live_server, DEMO2_EMAIL)[-1:]
-    assert "j***@example.org" in _text(notice)
+    assert "j***@example.org" in plain_text(notice)
     link = re.search(
-        re.escape(live_server.url) + r"/profile/email/confirm/\S+", _text(confirmation)
+        re.escape(live_server.url) + r"/profile/email/confirm/\S+", plain_text(confirmation)
     )
-    assert link, _text(confirmation)
+    assert link, plain_text(confirmation)
 
     # The link is opened in another browser, by whoever reads that mailbox.
     reader = visit()

@@ -8,6 +8,8 @@ import time
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from email.parser import BytesParser
+from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
@@ -95,3 +97,21 @@ class SMTPServer:
 
     def wait_for(self, count: int, timeout: float = 5.0) -> list[Received]:
         return self.mailbox.wait_for(count, timeout)
+
+
+def outbox_messages_to(outbox: Path, address: str) -> list[EmailMessage]:
+    """The messages the app wrote to its outbox folder for `address`, oldest first."""
+    messages = []
+    for path in sorted(outbox.glob("*.eml")):
+        with path.open("rb") as handle:
+            message = BytesParser(policy=policy.default).parse(handle)
+        if message["To"] == address:
+            messages.append(message)
+    return messages
+
+
+def plain_text(message: EmailMessage) -> str:
+    """The text/plain body of a message."""
+    part = message.get_body(preferencelist=("plain",))
+    assert part is not None
+    return part.get_content()  # type: ignore[union-attr]
