@@ -33,11 +33,10 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
-from serving import flask, free_port, start_gunicorn, stop, wait_until_up
+from serving import Result, flask, free_port, start_gunicorn, stop, wait_until_up
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -45,22 +44,6 @@ HEAVY_EMAIL = "heavy@example.com"
 HEAVY_PASSWORD = "demo-password"  # the published demo password (DESIGN §5)
 CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 NEXT_PAGE = re.compile(r'id="load-more-link" href="([^"]+)"')
-
-
-@dataclass
-class Result:
-    name: str
-    requests: int
-    seconds: float
-    latencies_ms: list[float]
-
-    @property
-    def per_second(self) -> float:
-        return self.requests / self.seconds
-
-    def percentile(self, share: float) -> float:
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 # --- the server -------------------------------------------------------------------------------

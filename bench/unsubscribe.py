@@ -37,12 +37,11 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from serving import flask, free_port, start_gunicorn, stop, wait_until_up
+from serving import Result, flask, free_port, start_gunicorn, stop, wait_until_up
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -50,22 +49,6 @@ sys.path.insert(0, str(PROJECT))
 TOPICS = ("newsletter", "offers")
 ONE_CLICK_BODY = b"List-Unsubscribe=One-Click"
 BATCH = 5000
-
-
-@dataclass
-class Result:
-    name: str
-    requests: int
-    seconds: float
-    latencies_ms: list[float]
-
-    @property
-    def per_second(self) -> float:
-        return self.requests / self.seconds
-
-    def percentile(self, share: float) -> float:
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 # --- the database -----------------------------------------------------------------------------
