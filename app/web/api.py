@@ -14,7 +14,6 @@ from typing import Any
 
 import yaml
 from flask import Blueprint, current_app, request
-from flask.globals import request_ctx
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.wrappers import Response
 
@@ -23,6 +22,7 @@ from app.extensions import db, limiter
 from app.models import User
 from app.services.api_keys import key_label, matching_key_index
 from app.services.choices import OPTIONAL_PURPOSES, current_choice, set_choice
+from app.web.safety import without_session
 
 log = logging.getLogger(__name__)
 
@@ -118,13 +118,6 @@ def _is_api_path(path: str) -> bool:
     return path == prefix or path.startswith(prefix + "/")
 
 
-def _without_session() -> None:
-    # Swap the opened session for a null one, which Flask never saves: no Set-Cookie, even
-    # when the client sent a permanent session cookie that would otherwise be refreshed.
-    # (`_session` is where Flask 3.1 keeps it; a test catches a Flask that moves it.)
-    request_ctx._session = current_app.session_interface.make_null_session(current_app)
-
-
 @bp.before_app_request
 def _json_routing_errors() -> Response | None:
     """An unknown address or method under /api/v1 is JSON too (it never reaches the
@@ -132,7 +125,7 @@ def _json_routing_errors() -> Response | None:
     error = request.routing_exception
     if error is None or not _is_api_path(request.path):
         return None
-    _without_session()
+    without_session()
     if isinstance(error, HTTPException) and (error.code or 500) >= 400:
         return _http_error(error)
     return None  # a redirect (e.g. a missing slash) is answered as usual
@@ -162,7 +155,7 @@ def _api_limit_key() -> str:
 
 @bp.before_request
 def _authenticate() -> Response | None:
-    _without_session()
+    without_session()
     if request.endpoint in PUBLIC_ENDPOINTS:
         return None
     token = _bearer_token()

@@ -31,7 +31,6 @@ from flask import (
     session,
     url_for,
 )
-from flask.globals import request_ctx
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -63,6 +62,7 @@ from app.web.data import (
 from app.web.errors import CSRF_TEXT, render_error
 from app.web.forms import ButtonForm, EmailAddress
 from app.web.htmx import wants_fragment
+from app.web.safety import without_session
 
 bp = Blueprint("marketing", __name__)
 # A bad topics.yaml stops the app at start-up, with the entry named, not at the first visit.
@@ -448,18 +448,13 @@ def _plain(text: str, status: int) -> Response:
     return response
 
 
-def _without_session() -> None:
-    # A null session is never saved: no Set-Cookie for a mail program's one-click post.
-    request_ctx._session = current_app.session_interface.make_null_session(current_app)
-
-
 def _one_click(token: str) -> Response:
     """RFC 8058: a mail program posts `List-Unsubscribe=One-Click` for its user.
 
     The answers are read by the mail program, never shown to a person, so they are short,
     in English, and made without a template, a locale or a session.
     """
-    _without_session()
+    without_session()
     if request.form.get(ONE_CLICK_FIELD) != ONE_CLICK_VALUE:
         return _plain("Bad request: the body must be List-Unsubscribe=One-Click.", 400)
     try:
