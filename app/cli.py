@@ -53,10 +53,13 @@ def jobs_work(burst: bool) -> None:
 
 @requests_cli.command("process-due")
 def process_due() -> None:
-    """The sweeper: run (or re-enqueue on RQ) every job that is due and not done, and
-    delete the data exports that have expired."""
+    """The sweeper: run (or re-enqueue on RQ) every job that is due and not done, run the
+    account deletions whose cooling-off is over (and resume any that stopped), close
+    requests never confirmed, and delete the data exports that have expired."""
     from app.jobs import requeue_due_jobs, run_due_jobs  # noqa: PLC0415
+    from app.services.erasure import run_due_erasures  # noqa: PLC0415
     from app.services.exports import expire_due_exports  # noqa: PLC0415
+    from app.services.requests import expire_unverified  # noqa: PLC0415
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     if app.config["SETTINGS"].jobs_mode == "rq":
@@ -64,6 +67,8 @@ def process_due() -> None:
     else:
         click.echo(f"ran {run_due_jobs()} due job(s)")
     click.echo(f"expired {expire_due_exports()} export(s)")
+    click.echo(f"ran {run_due_erasures()} account erasure(s)")
+    click.echo(f"expired {expire_unverified()} unconfirmed request(s)")
 
 
 @mail_cli.command("test")

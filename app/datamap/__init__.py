@@ -209,6 +209,26 @@ def _check_model_fields(entry: str, raw: dict[str, Any], model: type, fields_: _
         raise DataMapError(f"data map entry {entry!r}: no field is shown")
 
 
+RETAINED_COLUMNS = ("retained_as", "retain_until")
+
+
+def _check_kept_rows(
+    entry: str, raw: dict[str, Any], model: type, rule: str, anonymize: tuple[str, ...]
+) -> None:
+    """Rows an erasure keeps must be able to lose their link to the account and the fields
+    it clears; a retained row also carries the pseudonym and the end of its legal hold."""
+    if rule not in ("anonymize", "retain"):
+        return
+    columns = {column.key: column for column in sa_inspect(model).columns}
+    for name in (raw.get("user_column"), *anonymize):
+        if name in columns and not columns[name].nullable:
+            raise DataMapError(
+                f"data map entry {entry!r}: {name!r} must be nullable for erasure rule {rule!r}"
+            )
+    if rule == "retain":
+        _check_columns(entry, model, RETAINED_COLUMNS, "retained-record column")
+
+
 def _parse_erasure(entry: str, raw: dict[str, Any], store: str, model: type | None) -> Erasure:
     erasure_raw = _require(entry, raw, "erasure", dict)
     _reject_unknown(entry, erasure_raw, {"rule", "obligation", "anonymize"})
@@ -226,6 +246,7 @@ def _parse_erasure(entry: str, raw: dict[str, Any], store: str, model: type | No
         raise DataMapError(f"data map entry {entry!r}: erasure 'anonymize' needs its fields")
     if model is not None:
         _check_columns(entry, model, anonymize, "anonymized field")
+        _check_kept_rows(entry, raw, model, rule, anonymize)
     if rule == "retain":
         _require(entry, erasure_raw, "obligation", str)
     return Erasure(rule=rule, obligation=erasure_raw.get("obligation"), anonymize=anonymize)

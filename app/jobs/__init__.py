@@ -79,7 +79,7 @@ def install(app: Flask) -> None:
     if not event.contains(Session, "after_commit", _after_commit):
         event.listen(Session, "after_commit", _after_commit)
         event.listen(Session, "after_rollback", _after_rollback)
-    from app.services import deletion, exports, mail  # noqa: F401, PLC0415 -- register their job handlers
+    from app.services import deletion, exports, mail, requests  # noqa: F401, PLC0415 -- register their job handlers
 
 
 def dispatch(app: Flask, job_id: int) -> None:

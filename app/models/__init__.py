@@ -15,6 +15,7 @@ from app.models.marketing import (
     SuppressionEntry,
     TopicSubscription,
 )
+from app.models.requests import DataRequest, ErasureStep, RequestEvent
 from app.models.support import SupportMessage
 from app.models.types import utcnow
 from app.models.users import User
@@ -23,8 +24,10 @@ __all__ = [
     "AuditEvent",
     "BillingAddress",
     "ConsentRecord",
+    "DataRequest",
     "DeviceRecord",
     "EmailChange",
+    "ErasureStep",
     "Export",
     "GeneratedImage",
     "Invoice",
@@ -36,6 +39,7 @@ __all__ = [
     "PaymentMethod",
     "ProcessingChoice",
     "Prompt",
+    "RequestEvent",
     "SessionActivity",
     "Subscription",
     "SupportMessage",

@@ -59,6 +59,10 @@ class Invoice(db.Model):
     status: Mapped[str] = mapped_column(String(16))
     payment_method_label: Mapped[str | None] = mapped_column(String(64))
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set when the account is erased: the pseudonym that replaces the account, and the day
+    # the legal hold ends and the invoice itself may go.
+    retained_as: Mapped[str | None] = mapped_column(String(40))
+    retain_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Subscription(db.Model):

@@ -37,7 +37,7 @@ class ConsentRecord(db.Model):
     notice_version: Mapped[str] = mapped_column(String(32))
     jurisdiction: Mapped[str] = mapped_column(String(8))  # country, or country-region
     consent_model: Mapped[str] = mapped_column(String(8))  # opt_in | opt_out
-    source: Mapped[str] = mapped_column(String(16))  # banner | settings | gpc | api | merge
+    source: Mapped[str] = mapped_column(String(16))  # one of app.services.consent.SOURCES
     gpc: Mapped[bool] = mapped_column(Boolean, default=False)  # Sec-GPC: 1 was present
     user_agent_hash: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
@@ -33,5 +33,7 @@ class OutboundMail(db.Model):
     message_id: Mapped[str] = mapped_column(String(255))
     # Extra headers for this message (List-Unsubscribe on marketing email), cleared with the bodies.
     headers: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    # The last message to an erased account: once sent, not even the address is kept.
+    forget_recipient: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -39,7 +39,7 @@ from app.models import ConsentRecord, utcnow
 from app.services.audit import record_event
 
 COOKIES_PATH = DATAMAP_PATH.with_name("cookies.yaml")
-SOURCES = ("banner", "settings", "gpc", "api", "merge")
+SOURCES = ("banner", "settings", "gpc", "api", "merge", "request")
 DEFAULT_SOURCE = "default"  # no receipt: the jurisdiction's defaults apply
 LIFETIME_KINDS = ("session", "hours", "days", "consent_max_age")
 VERSION_PATTERN = re.compile(r"[0-9A-Za-z][0-9A-Za-z.\-]{0,31}")
@@ -602,7 +602,14 @@ def history_csv(catalogue: Catalogue, records: Sequence[ConsentRecord]) -> str:
 COOKIE_NAME = "pc_consent"
 COOKIE_FORMAT = 1
 COOKIE_SALT = "privacy-center.consent-cookie"
-_SOURCE_CODES = {"banner": "b", "settings": "s", "gpc": "g", "api": "a", "merge": "m"}
+_SOURCE_CODES = {
+    "banner": "b",
+    "settings": "s",
+    "gpc": "g",
+    "api": "a",
+    "merge": "m",
+    "request": "r",
+}
 _SOURCES_BY_CODE = {code: source for source, code in _SOURCE_CODES.items()}
 
 

@@ -274,14 +274,14 @@ def _delete_batch(category: Category, user_id: int, ids: Sequence[int]) -> dict[
         removed[category.key] = len(deleted)
     else:
         removed[category.key] = db.session.execute(statement).rowcount  # type: ignore[attr-defined]
-    _queue_file_removal(keys)
+    queue_file_removal(keys)
     return removed
 
 
 # --- the files --------------------------------------------------------------------------------
 
 
-def _queue_file_removal(keys: list[str]) -> None:
+def queue_file_removal(keys: list[str]) -> None:
     for start in range(0, len(keys), KEYS_PER_JOB):
         record_job(MEDIA_DELETE_JOB, {"keys": keys[start : start + KEYS_PER_JOB]})
 

@@ -8,6 +8,7 @@ folder (which demo mode lists at `/dev/outbox`, so newcomers can follow emailed 
 
 from __future__ import annotations
 
+import secrets
 import smtplib
 import ssl
 from email.message import EmailMessage
@@ -45,11 +46,14 @@ def queue_mail(
     locale: str,
     user_id: int | None = None,
     headers: dict[str, str] | None = None,
+    forget_recipient: bool = False,
     **context: Any,
 ) -> OutboundMail:
     """Record a message and its delivery job; both take effect when the caller commits.
 
-    `headers` are added to the message as they are (List-Unsubscribe on marketing email)."""
+    `headers` are added to the message as they are (List-Unsubscribe on marketing email).
+    `forget_recipient` drops the address too once the message is sent (an erased account's
+    last message)."""
     subject, text, html = render_mail(template, locale, **context)
     domain = to.rpartition("@")[2] or "localhost"
     mail = OutboundMail(
@@ -62,6 +66,7 @@ def queue_mail(
         html_body=html,
         message_id=make_msgid(domain=_sender_domain() or domain),
         headers=headers or None,
+        forget_recipient=forget_recipient,
     )
     db.session.add(mail)
     db.session.flush()
@@ -113,7 +118,9 @@ def _write_outbox(message: EmailMessage, mail: OutboundMail) -> Path:
     outbox: Path = current_app.config["SETTINGS"].mail_outbox_dir
     outbox.mkdir(parents=True, exist_ok=True)
     stamp = mail.created_at.strftime("%Y%m%dT%H%M%S")
-    final = outbox / f"{stamp}-{mail.id:08d}.eml"
+    # A random part: SQLite reuses the ids of deleted rows (an erased account's messages),
+    # and a message must never overwrite an earlier one.
+    final = outbox / f"{stamp}-{mail.id:08d}-{secrets.token_hex(4)}.eml"
     partial = final.with_suffix(".eml.part")
     partial.write_bytes(message.as_bytes())
     partial.replace(final)  # a reader never sees half a message
@@ -137,6 +144,8 @@ def deliver(payload: dict[str, Any]) -> None:
     mail.text_body = None
     mail.html_body = None
     mail.headers = None  # an unsubscribe token is as personal as the body
+    if mail.forget_recipient:
+        mail.to_address = ""
     db.session.commit()
 
 

@@ -56,7 +56,7 @@ TOPICS_PATH = Path(__file__).resolve().parent.parent / "datamap" / "topics.yaml"
 ALL_TOPICS = "*"
 CHANNELS = frozenset({"email"})
 KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
-SOURCES = frozenset({"page", "link", "one_click", "api", "staff"})
+SOURCES = frozenset({"page", "link", "one_click", "api", "staff", "request"})
 # Signing purposes (not secrets): a token made for one purpose is refused by the others.
 UNSUBSCRIBE_SALT = "marketing-unsubscribe"
 CONFIRM_SALT = "marketing-confirm"
@@ -653,6 +653,18 @@ def _suppress(subscriber: MarketingSubscriber, scope: str, reason: str, at: date
     )
 
 
+def suppress_address(address: str, reason: str) -> bool:
+    """Put an address on the do-not-email list for all marketing (an erased account's, a
+    withdrawn consent's); the caller commits. False when it was already there."""
+    hash_value = email_hash(address)
+    if is_suppressed(hash_value, ALL_TOPICS):
+        return False
+    db.session.add(
+        SuppressionEntry(email_hash=hash_value, topic=ALL_TOPICS, suppressed=True, reason=reason)
+    )
+    return True
+
+
 def _lift(subscriber: MarketingSubscriber, topic: str, at: datetime) -> None:
     """The person wants the topic again: lift the suppression, if one is in force."""
     if is_suppressed(subscriber.email_hash, topic):
@@ -721,6 +733,14 @@ def unsubscribe(
     second press): one MarketingEvent and one SuppressionEntry each, so the history and the
     suppression list show every request, and a repeat changes no state.
     """
+    result = _unsubscribe(subscriber, scope, source=source, actor_id=actor_id)
+    db.session.commit()
+    return result
+
+
+def _unsubscribe(
+    subscriber: MarketingSubscriber, scope: str, *, source: str, actor_id: int | None
+) -> Unsubscribed:
     _check_source(source)
     require_topic(scope, allow_all=True)
     keys = _scope_topics(scope)
@@ -735,13 +755,22 @@ def unsubscribe(
     _record(subscriber, scope, "unsubscribed", source=source, actor_id=actor_id, at=now)
     _suppress(subscriber, scope, _reason(source), now)
     _audit(subscriber, "unsubscribed", scope, stopped + cancelled, source=source, actor_id=actor_id)
-    db.session.commit()
     return Unsubscribed(scope, stopped, cancelled)
+
+
+def withdraw_address(address: str, *, source: str, actor_id: int | None = None) -> None:
+    """Stop all marketing to an address, whether or not it is on the list yet (a withdrawn
+    consent, a verified request by email); the caller commits."""
+    subscriber = find_subscriber(address)
+    if subscriber is not None:
+        _unsubscribe(subscriber, ALL_TOPICS, source=source, actor_id=actor_id)
+    else:
+        suppress_address(address, reason=source)
 
 
 def _reason(source: str) -> str:
     """The suppression entry's reason code."""
-    return source if source in ("one_click", "staff") else "unsubscribe"
+    return source if source in ("one_click", "staff", "request") else "unsubscribe"
 
 
 def resubscribe(

@@ -75,6 +75,7 @@ SOURCE_TEXTS = {
     "gpc": _l("by your browser's Global Privacy Control signal"),
     "api": _l("on the platform"),
     "merge": _l("when you signed in (your browser's choices joined your account's)"),
+    "request": _l("by a request you made to the privacy team"),
 }
 
 

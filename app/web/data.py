@@ -48,6 +48,12 @@ from app.web.errors import render_error
 from app.web.forms import ButtonForm
 from app.web.htmx import wants_fragment
 from app.web.i18n import country_name, language_name
+from app.web.request_text import (
+    EXTENSION_LABELS,
+    KIND_LABELS,
+    REFUSAL_LABELS,
+    STATUS_LABELS,
+)
 
 bp = Blueprint("data", __name__, url_prefix="/data")
 
@@ -122,7 +128,7 @@ FIELD_LABELS = {
     "new_email": _l("New address"),
     "expires_at": _l("Link valid until"),
     "confirmed_at": _l("Confirmed"),
-    "cancelled_at": _l("Cancelled"),
+    "cancelled_at": _l("Cancelled on"),
     "nonce_hash": _l("Check value of the confirmation link"),
     "confirm_nonce_hash": _l("Check value of the confirmation link"),
     "receipt_id": _l("Receipt"),
@@ -137,6 +143,16 @@ FIELD_LABELS = {
     "action": _l("What happened"),
     "requested_at": _l("Asked for"),
     "updated_at": _l("Last changed"),
+    "kind": _l("Request"),
+    "details": _l("What you wrote"),
+    "verified_at": _l("Confirmed"),
+    "due_at": _l("Answer due by"),
+    "completed_at": _l("Closed"),
+    "verify_nonce_hash": _l("Check value of the confirmation link"),
+    "extended_at": _l("Deadline extended"),
+    "extension_reason": _l("Reason for the extension"),
+    "cooling_off_until": _l("Deletion scheduled for"),
+    "refusal_reason": _l("Reason for refusing"),
 }
 SETTING_LABELS = {
     "steps": _l("Steps"),
@@ -263,6 +279,8 @@ def _words(name: str, value: Any, values: dict[str, Any]) -> tuple[str, bool]:
     namer = VALUE_NAMES.get(name)
     if name == "status" and "topic" in values:  # a marketing topic's state
         named = _coded(TOPIC_STATUS_TEXTS, value)
+    elif name == "status" and "kind" in values:  # a request's state
+        named = _coded(STATUS_LABELS, value)
     else:
         named = namer(value) if namer else None
     return (named if named is not None else _scalar(value)), False
@@ -307,6 +325,9 @@ VALUE_NAMES: dict[str, Callable[[Any], str | None]] = {
     "client": lambda key: _coded(CLIENT_TEXTS, key),
     "topic": marketing_topic_name,
     "action": lambda key: _coded(MARKETING_ACTION_TEXTS, key),
+    "kind": lambda key: _coded(KIND_LABELS, key),
+    "refusal_reason": lambda key: _coded(REFUSAL_LABELS, key),
+    "extension_reason": lambda key: _coded(EXTENSION_LABELS, key),
 }
 
 

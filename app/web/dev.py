@@ -11,7 +11,7 @@ from flask import Blueprint, abort, current_app, render_template
 from app.services.mail import list_outbox
 
 bp = Blueprint("dev", __name__, url_prefix="/dev")
-MESSAGE_NAME = re.compile(r"^[0-9T]{15}-[0-9]{8}\.eml$")
+MESSAGE_NAME = re.compile(r"^[0-9T]{15}-[0-9]{8}(-[0-9a-f]{8})?\.eml$")
 LINK = re.compile(r"https?://[^\s<>\"]+")
 
 

@@ -145,8 +145,8 @@ def _write_eml(outbox: Path, name: str, text: str) -> None:
 def test_without_smtp_the_mail_lands_in_the_outbox(app: Flask, client: FlaskClient) -> None:
     mail_id, message_id = _queue_test_mail(app, to="ann@example.com")
     (path,) = _outbox(app)
-    assert re.fullmatch(r"\d{8}T\d{6}-\d{8}\.eml", path.name)
-    assert path.name.endswith(f"-{mail_id:08d}.eml")
+    assert re.fullmatch(r"\d{8}T\d{6}-\d{8}-[0-9a-f]{8}\.eml", path.name)
+    assert f"-{mail_id:08d}-" in path.name
     with path.open("rb") as handle:
         saved = BytesParser(policy=policy.default).parse(handle)
     assert saved["Message-ID"] == message_id
