@@ -39,6 +39,7 @@ SECURITY_HEADERS = {
 def register_web(app: Flask) -> None:
     from app.extensions import csrf  # noqa: PLC0415
     from app.web import (  # noqa: PLC0415
+        admin,
         api,
         auth,
         consent,
@@ -49,9 +50,10 @@ def register_web(app: Flask) -> None:
         i18n,
         main,
         marketing,
-        pending,
         policy,
         profile,
+        request_text,
+        requests,
     )
 
     blueprints = (
@@ -65,7 +67,8 @@ def register_web(app: Flask) -> None:
         consent.bp,
         marketing.bp,
         api.bp,
-        pending.bp,
+        requests.bp,
+        admin.bp,
     )
     for blueprint in (*blueprints, dev.bp):
         app.register_blueprint(blueprint)
@@ -76,6 +79,7 @@ def register_web(app: Flask) -> None:
     app.context_processor(_template_globals)
     app.jinja_env.add_extension("jinja2.ext.i18n")
     app.jinja_env.policies["ext.i18n.trimmed"] = True
+    request_text.install(app)
 
 
 def _configure_login(app: Flask) -> None:

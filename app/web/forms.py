@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from email_validator import EmailNotValidError, validate_email
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -19,6 +21,25 @@ class EmailAddress:
             raise ValidationError(
                 _l("Enter an email address in the form name@example.com.")
             ) from None
+
+
+def strip_text(value: Any) -> Any:
+    """A form filter: typed text without the spaces around it."""
+    return value.strip() if isinstance(value, str) else value
+
+
+def your_email_address() -> EmailField:
+    """The "your email address" field of the forms that send a link to an address typed by
+    someone who is not signed in (marketing manage links, requests by email)."""
+    return EmailField(
+        _l("Your email address"),
+        filters=[strip_text],
+        validators=[
+            DataRequired(_l("Enter your email address.")),
+            Length(max=254, message=_l("Use at most %(max)d characters.")),
+            EmailAddress(),
+        ],
+    )
 
 
 class LoginForm(FlaskForm):

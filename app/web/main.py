@@ -8,6 +8,7 @@ from sqlalchemy import text
 
 from app.extensions import db
 from app.services.inventory import summarise_holdings
+from app.services.requests import open_requests
 
 bp = Blueprint("main", __name__)
 
@@ -19,7 +20,7 @@ def index() -> str:
     return render_template(
         "overview/index.html",
         holdings=summarise_holdings(current_user.id),
-        open_requests=[],
+        open_requests=open_requests(current_user.id),
     )
 
 

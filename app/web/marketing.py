@@ -32,13 +32,12 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import ValidationError, validate_csrf
 from werkzeug.wrappers import Response
-from wtforms import EmailField, HiddenField
-from wtforms.validators import AnyOf, DataRequired, Length
+from wtforms import HiddenField
+from wtforms.validators import AnyOf
 
 from app.extensions import csrf, db, limiter
 from app.models import MarketingSubscriber
@@ -60,7 +59,7 @@ from app.web.data import (
     marketing_topic_name,
 )
 from app.web.errors import CSRF_TEXT, render_error
-from app.web.forms import ButtonForm, EmailAddress
+from app.web.forms import ButtonForm, your_email_address
 from app.web.htmx import wants_fragment
 from app.web.safety import without_session
 
@@ -79,25 +78,13 @@ ONE_CLICK_VALUE = "One-Click"
 # --- forms ------------------------------------------------------------------------------------
 
 
-def _strip(value: Any) -> Any:
-    return value.strip() if isinstance(value, str) else value
-
-
 class TopicSwitchForm(FlaskForm):
     # Sent by the switch button itself (name="subscribe" value="0|1"): one tap, no script.
     subscribe = HiddenField(validators=[AnyOf(("0", "1"))])
 
 
 class ManageLinkForm(FlaskForm):
-    email = EmailField(
-        _l("Your email address"),
-        filters=[_strip],
-        validators=[
-            DataRequired(_l("Enter your email address.")),
-            Length(max=254, message=_l("Use at most %(max)d characters.")),
-            EmailAddress(),
-        ],
-    )
+    email = your_email_address()
 
 
 # --- who is choosing --------------------------------------------------------------------------

@@ -69,7 +69,7 @@ class Right:
 
 _DATA = ("data.index",)
 _EXPORTS = ("exports.index",)
-_REQUESTS = ("requests.index", "pending.requests")
+_REQUESTS = ("requests.index",)
 _COOKIES = ("consent.settings",)
 _MARKETING = ("marketing.preferences",)
 _PROFILE = ("profile.index",)

@@ -37,17 +37,13 @@ from app.services.profile import (
     WrongPasswordError,
 )
 from app.web.errors import render_error
-from app.web.forms import ButtonForm, EmailAddress
+from app.web.forms import ButtonForm, EmailAddress, strip_text
 from app.web.i18n import LANGUAGE_COOKIE, LANGUAGE_COOKIE_MAX_AGE, LANGUAGES
 
 bp = Blueprint("profile", __name__, url_prefix="/profile")
 
 
 # --- forms ------------------------------------------------------------------------------------
-
-
-def _strip(value: Any) -> Any:
-    return value.strip() if isinstance(value, str) else value
 
 
 def _upper(value: Any) -> Any:
@@ -76,7 +72,7 @@ class CountryCode:
 
 def _text(label: Any, length: int, **kwargs: Any) -> StringField:
     return StringField(
-        label, filters=[_strip], validators=[_at_most(length), PlainText()], **kwargs
+        label, filters=[strip_text], validators=[_at_most(length), PlainText()], **kwargs
     )
 
 
@@ -88,7 +84,7 @@ class ProfileForm(FlaskForm):
     region = StringField(
         _l("State or region code"),
         description=_l('Optional. The short code of your state or region, such as "CA" or "BY".'),
-        filters=[_strip, _upper],
+        filters=[strip_text, _upper],
     )
     locale = SelectField(_l("Preferred language"), choices=[], validate_choice=False)
     billing_name = _text(_l("Name for invoices"), 200)
@@ -175,7 +171,7 @@ class ProfileForm(FlaskForm):
 class EmailChangeForm(FlaskForm):
     new_email = EmailField(
         _l("New email address"),
-        filters=[_strip],
+        filters=[strip_text],
         validators=[
             DataRequired(_l("Enter the new email address.")),
             Length(max=254, message=_l("Use at most %(max)d characters.")),

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,15 +92,15 @@ def _seed(app: Flask) -> None:
         seed_demo(heavy=None, echo=lambda *args, **kwargs: None)
 
 
-@pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """The app on 127.0.0.1 and a free port, with a fresh migrated and seeded SQLite database."""
+@contextmanager
+def serve_app(data_dir: Path, **settings: Any) -> Iterator[LiveServer]:
+    """The app on 127.0.0.1 and a free port, with a fresh migrated and seeded SQLite database
+    in `data_dir`; `settings` override the defaults (an SMTP server, a grace period)."""
     from app import create_app
     from app.config import PROJECT_ROOT
     from app.extensions import db
     from app.migrations_cli import upgrade_database
 
-    data_dir = tmp_path_factory.mktemp("e2e-data")
     translation_problem = _compile_translations(PROJECT_ROOT)
     holder: dict[str, Flask] = {}
 
@@ -124,6 +125,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
                 "jobs_mode": "inline",
                 "rate_limits": False,
                 "base_url": url,
+                **settings,
             }
         )
         with app.app_context():
@@ -142,6 +144,13 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         if app is not None:
             with app.app_context():
                 db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """The app every browser test shares (tests that change data use demo2 and restore it)."""
+    with serve_app(tmp_path_factory.mktemp("e2e-data")) as server:
+        yield server
 
 
 # --- the browser ------------------------------------------------------------------------------
@@ -243,7 +252,7 @@ class Visitor:
     def open(self, path: str, status: int = 200) -> Response:
         if status != 200:
             self.watch.expect_status(path, status)
-        response = self.page.goto(path)
+        response = self.page.goto(self.watch.origin + path if path.startswith("/") else path)
         assert response is not None, f"no response for {path}"
         assert response.status == status, f"{path} answered {response.status}, not {status}"
         self.watch.assert_clean()
@@ -264,18 +273,27 @@ def visit(
     new_context: Callable[..., BrowserContext], live_server: LiveServer
 ) -> Iterator[Callable[..., Visitor]]:
     """`visit()` opens a fresh browser context; `visit(java_script_enabled=False)` too."""
+    with visitors_of(live_server, new_context) as _visit:
+        yield _visit
+
+
+@contextmanager
+def visitors_of(
+    server: LiveServer, new_context: Callable[..., BrowserContext]
+) -> Iterator[Callable[..., Visitor]]:
+    """Fresh browser contexts watched against `server`'s origin; at the end, whatever the
+    browsers noticed after a test's last own check still counts."""
     visitors: list[Visitor] = []
 
     def _visit(**context_args: Any) -> Visitor:
         context = new_context(**context_args)
         context.set_default_timeout(TIMEOUT_MS)
-        watch = PageWatch(origin=live_server.url)
+        watch = PageWatch(origin=server.url)
         watch.attach(context)
         visitor = Visitor(page=context.new_page(), watch=watch, context=context)
         visitors.append(visitor)
         return visitor
 
     yield _visit
-    # Whatever happened after a test's last own check still counts.
     leftovers = [problem for v in visitors for problem in v.watch.take_problems()]
     assert not leftovers, "the browser reported problems:\n" + "\n".join(leftovers)

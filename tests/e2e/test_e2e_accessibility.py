@@ -77,3 +77,37 @@ def test_first_tab_reaches_the_skip_link_which_moves_focus_to_main(visit, path):
     page.keyboard.press("Tab")
     assert page.evaluate("() => document.querySelector('main').contains(document.activeElement)")
     visitor.watch.assert_clean()
+
+
+@pytest.mark.parametrize(
+    "path", ["/requests", "/requests/new", "/requests/new/question", "/requests/new/delete_account"]
+)
+def test_request_pages_signed_out_have_no_violations(visit, path):
+    visitor = visit()
+    visitor.open(path)
+    assert_no_axe_violations(visitor.page)
+    visitor.watch.assert_clean()
+
+
+def test_a_request_form_sent_with_mistakes_has_no_violations(visit):
+    visitor = visit()
+    page = visitor.page
+    visitor.open("/requests/new/question")
+    page.get_by_label("Your email address").fill("not an address")
+    visitor.watch.expect_status("/requests/new/question", 400)
+    with page.expect_navigation():
+        page.get_by_role("button", name="Send the request").click()
+    expect(page.get_by_label("Your email address")).to_have_attribute("aria-invalid", "true")
+    assert_no_axe_violations(page)
+    visitor.watch.assert_clean()
+
+
+@pytest.mark.parametrize(
+    "path", ["/requests", "/requests/new", "/requests/new/delete_account", "/requests/new/correct"]
+)
+def test_request_pages_signed_in_have_no_violations(visit, path):
+    visitor = visit()
+    visitor.sign_in(DEMO_EMAIL, DEMO_PASSWORD)
+    visitor.open(path)
+    assert_no_axe_violations(visitor.page)
+    visitor.watch.assert_clean()
