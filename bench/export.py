@@ -26,38 +26,14 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from flask import Flask
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-
-def _app(data_dir: Path, database_url: str) -> Flask:
-    from app import create_app
-
-    return create_app(
-        {
-            "data_dir": data_dir,
-            "database_url": database_url,
-            "jobs_mode": "queue",
-            "rate_limits": False,
-        }
-    )
-
-
-def _status_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1])
-    return 0
-
+from heavy import bench_app, heavy_data, status_kib  # noqa: E402
 
 # --- the child: builds one export and reports ------------------------------------------------
 
@@ -90,15 +66,15 @@ def child(data_dir: Path, database_url: str, export_id: int, warm_up_id: int) ->
 
     phases = _time_phases()
 
-    app = _app(data_dir, database_url)
+    app = bench_app(data_dir, database_url)
     with app.app_context():
         build_export(warm_up_id)
         phases["media"] = 0.0
-        rss_before = _status_kib("VmRSS")
+        rss_before = status_kib("VmRSS")
         started = time.perf_counter()
         build_export(export_id)
         seconds = time.perf_counter() - started
-        peak = _status_kib("VmHWM")
+        peak = status_kib("VmHWM")
         db.session.remove()
         db.engine.dispose()
     report = {
@@ -114,31 +90,11 @@ def child(data_dir: Path, database_url: str, export_id: int, warm_up_id: int) ->
 # --- the parent -------------------------------------------------------------------------------
 
 
-def _seed(data_dir: Path, database_url: str, prompts: int) -> tuple[int, int]:
-    """Seed the demo accounts and the heavy one; (heavy's id, the second demo account's id)."""
-    from app.extensions import db
-    from app.migrations_cli import upgrade_database
-    from app.services.auth import find_user_by_email
-    from app.services.demo import DEMO2, HEAVY, seed_demo
-
-    app = _app(data_dir, database_url)
-    with app.app_context():
-        upgrade_database()
-        seed_demo(heavy=prompts, echo=lambda _line: None)
-        user, small = find_user_by_email(HEAVY.email), find_user_by_email(DEMO2.email)
-        assert user is not None
-        assert small is not None
-        ids = (user.id, small.id)
-        db.session.remove()
-        db.engine.dispose()
-    return ids
-
-
 def _request_export(data_dir: Path, database_url: str, user_id: int) -> int:
     from app.extensions import db
     from app.services.exports import request_export
 
-    app = _app(data_dir, database_url)
+    app = bench_app(data_dir, database_url)
     with app.app_context():
         export = request_export(user_id, [], None, None)
         db.session.commit()
@@ -153,7 +109,7 @@ def _archive_of(data_dir: Path, database_url: str, export_id: int) -> tuple[Path
     from app.models import Export
     from app.services.exports import export_file_path
 
-    app = _app(data_dir, database_url)
+    app = bench_app(data_dir, database_url)
     with app.app_context():
         export = db.session.get(Export, export_id)
         assert export is not None
@@ -210,23 +166,10 @@ def _floor(media_dir: Path, target: Path) -> tuple[float, int, str]:
     return seconds, size, how
 
 
-def _postgres_database(server_url: str) -> str:
-    from tests.support.databases import create_postgres_database
-
-    return create_postgres_database(server_url)
-
-
 def bench_size(prompts: int, runs: int, server_url: str | None) -> dict[str, object]:
-    from app.config import normalise_database_url
-
-    work = Path(tempfile.mkdtemp(prefix=f"export-bench-{prompts}-"))
-    database_url = f"sqlite:///{work}/bench.sqlite3"
-    if server_url:
-        database_url = _postgres_database(normalise_database_url(server_url))
-    try:
-        started = time.perf_counter()
-        user_id, small_user_id = _seed(work, database_url, prompts)
-        print(f"  seeded heavy N={prompts} in {time.perf_counter() - started:.1f} s", flush=True)
+    with heavy_data(prompts, server_url, "export-bench") as data:
+        work, database_url = data.work, data.database_url
+        user_id, small_user_id = data.user_id, data.small_user_id
         media_dir = work / "media"
         media_files = sum(1 for p in media_dir.rglob("*") if p.is_file())
         media_bytes = sum(p.stat().st_size for p in media_dir.rglob("*") if p.is_file())
@@ -265,12 +208,6 @@ def bench_size(prompts: int, runs: int, server_url: str | None) -> dict[str, obj
             "floor_bytes": sizes["floor"],
             "floor_how": how,
         }
-    finally:
-        if server_url:
-            from tests.support.databases import drop_postgres_database
-
-            drop_postgres_database(database_url, normalise_database_url(server_url))
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def _print_table(results: list[dict[str, object]], backend: str) -> None:
