@@ -11,7 +11,7 @@ PYBABEL := $(BIN)/pybabel
 CHROMIUM ?= /usr/bin/chromium
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint format migrate seed worker i18n-extract i18n-update i18n-compile i18n-init test-deps browser clean
+.PHONY: help run test lint format migrate seed worker i18n-extract i18n-update i18n-compile i18n-check i18n-init test-deps browser clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -44,7 +44,7 @@ seed: $(VENV)/.stamp-run ## Create the demo accounts and data (does nothing the 
 worker: $(VENV)/.stamp-run ## Run a background worker (RQ when REDIS_URL is set)
 	$(FLASK) jobs work
 
-test: test-deps lint i18n-compile ## Install test needs (Chromium included), lint, run every test
+test: test-deps lint i18n-check i18n-compile ## Install test needs (Chromium included), lint, check the catalogs, run every test
 	$(BIN)/pytest -n $(TEST_WORKERS)
 
 test-deps: $(VENV)/.stamp-test browser
@@ -79,6 +79,9 @@ i18n-update: i18n-extract ## Merge new text into every locale's catalog
 
 i18n-compile: $(VENV)/.stamp-run ## Compile the catalogs (.po to .mo)
 	$(PYBABEL) -q compile --statistics -d translations
+
+i18n-check: $(VENV)/.stamp-run ## Fail on a catalog msgfmt rejects, a gap in a shipped locale, or a stale .pot
+	$(BIN)/python scripts/check_catalogs.py
 
 i18n-init: i18n-extract ## Start a new locale: make i18n-init LOCALE=fr
 	@test -n "$(LOCALE)" || (echo "usage: make i18n-init LOCALE=fr" && exit 2)

@@ -17,7 +17,11 @@ def fill(path: Path) -> int:
         catalog = read_po(handle)
     filled = 0
     for message in catalog:
-        if message.id and not message.string:
+        if isinstance(message.id, (list, tuple)):
+            if not all(message.string):  # a plural: English has the same two forms
+                message.string = tuple(message.id)
+                filled += 1
+        elif message.id and not message.string:
             message.string = message.id
             filled += 1
         message.flags.discard("fuzzy")
