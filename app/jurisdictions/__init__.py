@@ -1,24 +1,26 @@
-"""Which rules apply where: a minimal table until the jurisdictions issue brings the full one.
+"""Which rules apply where: the rules table (rules.yaml, checked at start-up) and how a
+person's place is found.
 
-For cookie consent a place needs three facts: whether optional cookies start off until the
-person allows them (`opt_in`) or start on until they refuse (`opt_out`); whether the law asks
-for a "Do Not Sell or Share My Personal Information" link; and whether it makes honouring a
-Global Privacy Control signal mandatory (we honour it everywhere anyway). For requests about
-data it gives the time to answer and the extension allowed, and the authority to complain to.
+For each place the table gives the rights the law grants, the time to answer a request and
+its extension, the cookie consent model (optional cookies off until allowed, or on until
+refused), whether a Global Privacy Control signal must count as an opt-out, whether a "Do Not
+Sell or Share" link is required, whether refusals must be open to appeal, the age below which
+a parent decides, the authority to complain to, and how many requests a year must be free;
+each fact with its source and whether it was verified (`table.py` reads it).
 
 A person's place is their account's country and region, else the deployment's
-DEFAULT_COUNTRY, else nothing; a place this table does not list gets the global default,
-which is the strict one (opt-in), so not knowing where someone is never weakens their rights.
-Facts follow /work/shared/reference/jurisdictions.md (November 2026); `verified=False` marks
-the rows a privacy lawyer still has to confirm.
+DEFAULT_COUNTRY, else nothing; a place the table does not list gets the global default,
+which is the strict one (opt-in, every right), so not knowing where someone is never
+weakens their rights.
 """
 
 from __future__ import annotations
 
 import calendar
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 OPT_IN = "opt_in"
 OPT_OUT = "opt_out"
@@ -55,17 +57,49 @@ class Authority:
     complaint_url: str = ""
 
 
+RIGHTS = (
+    "access",
+    "rectification",
+    "erasure",
+    "restriction",
+    "portability",
+    "objection",
+    "consent",
+    "opt_out_sale",
+    "appeal",
+    "complaint",
+)
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One cell of the rules table, with where it comes from."""
+
+    value: Any
+    source: str
+    verified: bool
+
+
 @dataclass(frozen=True)
 class Rules:
     consent_model: str
     do_not_sell_link: bool = False
     gpc_required: bool = False
-    verified: bool = True
+    verified: bool = True  # every fact below confirmed from the official text
     # Time to answer a request once it is confirmed, and how much longer it may take when
     # the person is told why (no extension where the law allows none).
     response: Period = Period(months=1)
     extension: Period = Period(months=2)
     authority: Authority | None = None
+    rights: tuple[str, ...] = RIGHTS
+    appeal_required: bool = False
+    child_age: int | None = 16
+    free_requests: int | None = None  # access requests a year that must be free; None: any
+    name: str = ""  # the place's English name (translated through the catalog)
+    facts: tuple[tuple[str, Fact], ...] = field(default=(), compare=False)
+
+    def fact(self, key: str) -> Fact | None:
+        return dict(self.facts).get(key)
 
 
 @dataclass(frozen=True)
@@ -101,89 +135,13 @@ def by_code(code: str | None) -> Jurisdiction:
     )
 
 
-# Not knowing the place means the strict defaults: opt-in, and GDPR's month plus two.
-GLOBAL_DEFAULT = Rules(OPT_IN)
-_US_STATE_DEADLINES = {"response": Period(days=45), "extension": Period(days=45)}
-_STATE_ATTORNEYS = {
-    "CO": Authority("Colorado Attorney General", "https://coag.gov/file-complaint/"),
-    "CT": Authority("Connecticut Attorney General"),
-    "TX": Authority(
-        "Texas Attorney General",
-        "https://www.texasattorneygeneral.gov/consumer-protection/file-consumer-complaint",
-    ),
-}
-_EU_EEA = (
-    *("AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE", "IT"),
-    *("LV", "LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE", "IS", "LI", "NO"),
-)
-# US states with a comprehensive privacy law: opt-out of sale, sharing and targeted advertising,
-# through a clear link. Those marked in the reference must also treat GPC as an opt-out.
-_US_GPC_STATES_UNVERIFIED = ("OR", "MT", "DE", "NH", "NJ", "MN", "MD", "NE")
-_US_LINK_STATES_UNVERIFIED = ("VA", "UT", "IA", "TN", "IN", "KY", "RI")
+def _load() -> tuple[Rules, dict[str, Rules]]:
+    from app.jurisdictions.table import load_table  # noqa: PLC0415 -- it needs the classes above
 
-RULES: dict[str, Rules] = {
-    **dict.fromkeys(_EU_EEA, Rules(OPT_IN)),
-    "GB": Rules(
-        OPT_IN,
-        authority=Authority(
-            "Information Commissioner's Office (ICO)",
-            "https://ico.org.uk/make-a-complaint/data-protection-complaints/",
-        ),
-    ),
-    "CH": Rules(OPT_IN, verified=False),
-    # LGPD Art 19: a full answer within 15 days, with no extension.
-    "BR": Rules(OPT_IN, response=Period(days=15), extension=Period(), authority=Authority("ANPD")),
-    "SG": Rules(
-        OPT_IN,
-        response=Period(days=30),
-        extension=Period(),
-        authority=Authority("PDPC", "https://www.pdpc.gov.sg/complaints-and-reviews"),
-    ),
-    # Canada: implied consent, opt-out for behavioural advertising; 30 days, +30 with notice.
-    "CA": Rules(
-        OPT_OUT,
-        response=Period(days=30),
-        extension=Period(days=30),
-        authority=Authority("Office of the Privacy Commissioner of Canada", "https://priv.gc.ca"),
-    ),
-    # Quebec: tracking off by default; 30 days.
-    "CA-QC": Rules(
-        OPT_IN,
-        response=Period(days=30),
-        extension=Period(),
-        authority=Authority("Commission d'accès à l'information", "https://plainte.cai.gouv.qc.ca"),
-    ),
-    "US": Rules(OPT_OUT, **_US_STATE_DEADLINES),
-    "US-CA": Rules(
-        OPT_OUT,
-        do_not_sell_link=True,
-        gpc_required=True,
-        authority=Authority(
-            "California Privacy Protection Agency", "https://cppa.ca.gov/webapplications/complaint"
-        ),
-        **_US_STATE_DEADLINES,
-    ),
-    **{
-        f"US-{s}": Rules(
-            OPT_OUT,
-            do_not_sell_link=True,
-            gpc_required=True,
-            authority=_STATE_ATTORNEYS[s],
-            **_US_STATE_DEADLINES,
-        )
-        for s in ("CO", "CT", "TX")
-    },
-    **{
-        f"US-{s}": Rules(
-            OPT_OUT, do_not_sell_link=True, gpc_required=True, verified=False, **_US_STATE_DEADLINES
-        )
-        for s in _US_GPC_STATES_UNVERIFIED
-    },
-    **{
-        f"US-{s}": Rules(OPT_OUT, do_not_sell_link=True, verified=False, **_US_STATE_DEADLINES)
-        for s in _US_LINK_STATES_UNVERIFIED
-    },
-}
+    return load_table()
+
+
+GLOBAL_DEFAULT, RULES = _load()
 
 
 def jurisdiction_for(

@@ -31,6 +31,7 @@ from app.extensions import db
 from app.jobs import job_handler, record_job
 from app.jurisdictions import Jurisdiction, by_code, jurisdiction_for
 from app.models import DataRequest, RequestEvent, User, utcnow
+from app.models.types import MAX_ID
 from app.services import marketing
 from app.services.audit import record_event
 from app.services.mail import queue_mail
@@ -152,11 +153,28 @@ def _settings() -> Any:
     return current_app.config["SETTINGS"]
 
 
+# The right in the rules table that each kind of request exercises. A question and a report
+# of a child's account are open to everyone, and we hear appeals wherever the law is silent.
+RIGHT_OF_KIND = {
+    "delete_account": "erasure",
+    "correct": "rectification",
+    "restrict": "restriction",
+    "object": "objection",
+    "opt_out_sale": "opt_out_sale",
+    "withdraw_consent": "consent",
+}
+
+
 def offered_kinds(jurisdiction: Jurisdiction, *, signed_in: bool) -> list[Kind]:
-    """The kinds a person may ask for here. Every jurisdiction gets all of them until the
-    rules table says which rights apply where; without an account, the email-capable ones."""
-    del jurisdiction
-    return [kind for kind in KINDS.values() if signed_in or kind.by_email]
+    """The kinds of request the law grants where the person is (the rules table's rights),
+    and without an account only those that can be made by email."""
+    granted = set(jurisdiction.rules.rights)
+    return [
+        kind
+        for kind in KINDS.values()
+        if (signed_in or kind.by_email)
+        and (kind.key not in RIGHT_OF_KIND or RIGHT_OF_KIND[kind.key] in granted)
+    ]
 
 
 def user_requests(user_id: int, limit: int = 100) -> list[DataRequest]:
@@ -172,6 +190,8 @@ def user_requests(user_id: int, limit: int = 100) -> list[DataRequest]:
 
 def get_user_request(user_id: int, request_id: int) -> DataRequest:
     """The person's own request; another person's id is as unknown as a missing one."""
+    if not 0 < request_id <= MAX_ID:
+        raise RequestNotFoundError(request_id)
     found = db.session.scalar(
         select(DataRequest).where(DataRequest.id == request_id, DataRequest.user_id == user_id)
     )
@@ -181,6 +201,8 @@ def get_user_request(user_id: int, request_id: int) -> DataRequest:
 
 
 def get_request(request_id: int) -> DataRequest:
+    if not 0 < request_id <= MAX_ID:
+        raise RequestNotFoundError(request_id)
     found = db.session.get(DataRequest, request_id)
     if found is None:
         raise RequestNotFoundError(request_id)

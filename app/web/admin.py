@@ -23,7 +23,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
 from app.extensions import db
-from app.jurisdictions import UNKNOWN, Period, Rules
+from app.jurisdictions import UNKNOWN, Period
 from app.models import DataRequest, RequestEvent, User
 from app.services import requests as request_service
 from app.services.profile import mask_email
@@ -39,6 +39,7 @@ from app.web.auth import fresh_login_required
 from app.web.errors import render_error
 from app.web.forms import ButtonForm
 from app.web.htmx import wants_fragment
+from app.web.place import deadline_rule, period_words
 from app.web.request_text import STATUS_LABELS, label, request_text
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -47,7 +48,6 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 QUEUE_LIMIT = 200
-MAX_ID = 2**31 - 1
 STATUSES = (*DataRequest.ACTIVE, *DataRequest.FINAL)
 DUE_SOON = "soon"
 DUE_OVERDUE = "overdue"
@@ -93,26 +93,6 @@ def staff_required(view: Callable[P, R]) -> Callable[P, R | Response | tuple[str
 
 
 # --- words for values -------------------------------------------------------------------------
-
-
-def period_words(period: Period) -> str:
-    """A legal time limit as people say it: "1 month", "45 days", "1 month and 10 days"."""
-    months = ngettext("%(num)d month", "%(num)d months", period.months) if period.months else ""
-    days = ngettext("%(num)d day", "%(num)d days", period.days) if period.days else ""
-    if months and days:
-        return _("%(months)s and %(days)s", months=months, days=days)
-    return months or days or _("no time")
-
-
-def deadline_rule(rules: Rules) -> str:
-    """The jurisdiction's time to answer: "1 month, extendable by 2 months"."""
-    if rules.extension:
-        return _(
-            "%(response)s, extendable by %(extension)s",
-            response=period_words(rules.response),
-            extension=period_words(rules.extension),
-        )
-    return _("%(response)s, with no extension", response=period_words(rules.response))
 
 
 def status_text(status: str) -> str:
@@ -218,8 +198,6 @@ def queue() -> tuple[str, int]:
 
 
 def _request_or_404(request_id: int) -> DataRequest:
-    if request_id > MAX_ID:
-        abort(404)  # past the column's range: PostgreSQL would refuse to compare it
     try:
         return request_service.get_request(request_id)
     except RequestNotFoundError:

@@ -42,7 +42,7 @@ from wtforms import HiddenField, SelectMultipleField, StringField
 from wtforms.validators import AnyOf
 
 from app.extensions import db
-from app.jurisdictions import UNKNOWN, Jurisdiction, jurisdiction_for
+from app.jurisdictions import Jurisdiction
 from app.models import ConsentRecord, User
 from app.services import consent as service
 from app.services.consent import (
@@ -58,7 +58,7 @@ from app.services.consent import (
 from app.services.notice import get_notice
 from app.web.errors import render_error
 from app.web.htmx import wants_fragment
-from app.web.i18n import country_name
+from app.web.place import reader_jurisdiction
 from app.web.safety import safe_next_url
 
 bp = Blueprint("consent", __name__)
@@ -145,13 +145,6 @@ def _sends_gpc() -> bool:
     return request.headers.get("Sec-GPC", "").strip() == "1"
 
 
-def _jurisdiction() -> Jurisdiction:
-    default_country = current_app.config["SETTINGS"].default_country
-    if current_user.is_authenticated:
-        return jurisdiction_for(current_user.country, current_user.region, default_country)
-    return jurisdiction_for(None, None, default_country)
-
-
 def _is_current(state: ConsentState, catalogue: Catalogue) -> bool:
     return state.is_current(
         purposes_version=catalogue.version,
@@ -173,7 +166,7 @@ def current_consent() -> BrowserConsent:
     if "cookie_consent" in g:
         return g.cookie_consent  # type: ignore[no-any-return]
     catalogue = get_catalogue()
-    jurisdiction = _jurisdiction()
+    jurisdiction = reader_jurisdiction()
     cookie = service.decode_cookie(request.cookies.get(COOKIE_NAME), _secret_keys())
     user_id = current_user.id if current_user.is_authenticated else None
     if user_id is not None:
@@ -387,17 +380,6 @@ def cookie_purpose_name(key: str) -> str:
     """A purpose key of a receipt in words (a purpose since removed keeps its key)."""
     purpose = get_catalogue().get(key)
     return _(purpose.name) if purpose else key
-
-
-def jurisdiction_name(code: str | None) -> str | None:
-    """A ledger's jurisdiction code in words: a country, or a country's region."""
-    if not code:
-        return None
-    if code == UNKNOWN:
-        return _("Not known (the strictest rules applied)")
-    country, _sep, region = code.partition("-")
-    name = country_name(country) or code
-    return _("%(region)s, %(country)s", region=region, country=name) if region else name
 
 
 @bp.app_context_processor

@@ -43,11 +43,12 @@ from app.services.marketing import ALL_TOPICS
 from app.services.marketing import topics as marketing_topics
 from app.web.auth import fresh_login_required
 from app.web.consent import SOURCE_TEXTS as CONSENT_SOURCE_TEXTS
-from app.web.consent import cookie_purpose_name, jurisdiction_name
+from app.web.consent import cookie_purpose_name
 from app.web.errors import render_error
 from app.web.forms import ButtonForm
 from app.web.htmx import wants_fragment
 from app.web.i18n import country_name, language_name
+from app.web.place import jurisdiction_name
 from app.web.request_text import (
     EXTENSION_LABELS,
     KIND_LABELS,
@@ -307,6 +308,14 @@ def marketing_topic_name(key: str) -> str | None:
     return _(topic.name) if topic else None
 
 
+def _category_names(keys: Any) -> str | None:
+    """An export's chosen categories (data map keys) in words, in the data map's order."""
+    if not isinstance(keys, list):
+        return None
+    categories = [get_datamap().get(key) for key in keys]
+    return ", ".join(_(c.name) if c else str(key) for c, key in zip(categories, keys, strict=True))
+
+
 def _direction(key: str) -> str | None:
     return str(DIRECTION_TEXTS[key]) if key in DIRECTION_TEXTS else None
 
@@ -326,6 +335,7 @@ VALUE_NAMES: dict[str, Callable[[Any], str | None]] = {
     "topic": marketing_topic_name,
     "action": lambda key: _coded(MARKETING_ACTION_TEXTS, key),
     "kind": lambda key: _coded(KIND_LABELS, key),
+    "categories": _category_names,
     "refusal_reason": lambda key: _coded(REFUSAL_LABELS, key),
     "extension_reason": lambda key: _coded(EXTENSION_LABELS, key),
 }

@@ -22,6 +22,7 @@ from wtforms import HiddenField
 
 from app.datamap import DATAMAP_PATH, DataMap, get_datamap
 from app.extensions import db
+from app.jurisdictions import UNKNOWN, Jurisdiction
 from app.services.notice import (
     VERSION_PATTERN,
     NoticeVersionInfo,
@@ -36,6 +37,7 @@ from app.services.notice import (
 )
 from app.web.htmx import wants_fragment
 from app.web.i18n import country_name
+from app.web.place import jurisdiction_name, period_words, reader_jurisdiction
 from app.web.safety import safe_next_url
 
 bp = Blueprint("policy", __name__, url_prefix="/policy")
@@ -212,10 +214,47 @@ def _record_versions_once() -> None:
     current_app.extensions[RECORDED_FLAG] = True
 
 
+# Rights in the rules table that the notice's list does not describe (US state laws).
+OTHER_RIGHTS = {
+    "opt_out_sale": (
+        _l("Opt out of the sale or sharing of your personal information"),
+        "consent.do_not_sell",
+    ),
+    "appeal": (_l("Appeal a decision on one of your requests"), "requests.index"),
+}
+
+
+@dataclass(frozen=True)
+class PlaceRight:
+    title: object
+    url: str
+
+
+def _place_rights(jurisdiction: Jurisdiction) -> list[PlaceRight]:
+    """The rights the law grants where the reader is, in the table's order, each with where
+    it is explained (the notice's section) or exercised."""
+    described = {right.key: right for right in RIGHTS}
+    shown = []
+    for key in jurisdiction.rules.rights:
+        if key in described:
+            shown.append(PlaceRight(described[key].title, f"#right-{key}"))
+        elif key in OTHER_RIGHTS and OTHER_RIGHTS[key][1] in current_app.view_functions:
+            title, endpoint = OTHER_RIGHTS[key]
+            shown.append(PlaceRight(title, url_for(endpoint)))
+    return shown
+
+
 @bp.get("")
 def index() -> str:
+    jurisdiction = reader_jurisdiction()
     return render_template(
-        "policy/index.html", **_notice_context(get_datamap(), _shown(get_notice().current))
+        "policy/index.html",
+        place=jurisdiction,
+        place_name=jurisdiction_name(jurisdiction.code),
+        place_rights=_place_rights(jurisdiction),
+        period_words=period_words,
+        unknown_place=UNKNOWN,
+        **_notice_context(get_datamap(), _shown(get_notice().current)),
     )
 
 

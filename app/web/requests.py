@@ -38,7 +38,6 @@ from werkzeug.wrappers import Response
 from wtforms import TextAreaField
 
 from app.extensions import db, limiter, login_manager
-from app.jurisdictions import Jurisdiction, jurisdiction_for
 from app.models import DataRequest
 from app.services import marketing
 from app.services import requests as service
@@ -64,6 +63,7 @@ from app.web.auth import fresh_login_required
 from app.web.errors import CSRF_TEXT, render_error
 from app.web.forms import ButtonForm, your_email_address
 from app.web.htmx import wants_fragment
+from app.web.place import reader_jurisdiction
 from app.web.request_text import request_text
 
 log = logging.getLogger(__name__)
@@ -128,13 +128,6 @@ def _settings() -> Any:
     return current_app.config["SETTINGS"]
 
 
-def _jurisdiction() -> Jurisdiction:
-    default = _settings().default_country
-    if current_user.is_authenticated:
-        return jurisdiction_for(current_user.country, current_user.region, default)
-    return jurisdiction_for(None, None, default)
-
-
 def _locale() -> str:
     return str(get_locale() or "en")
 
@@ -180,7 +173,7 @@ def _outcome(events: list[Any]) -> str | None:
 @bp.get("")
 def index() -> str:
     if not current_user.is_authenticated:
-        kinds = service.offered_kinds(_jurisdiction(), signed_in=False)
+        kinds = service.offered_kinds(reader_jurisdiction(), signed_in=False)
         return render_template("requests/index.html", requests=None, kinds=kinds)
     return render_template(
         "requests/index.html",
@@ -195,7 +188,7 @@ def new() -> str:
     signed_in = current_user.is_authenticated
     return render_template(
         "requests/new.html",
-        kinds=service.offered_kinds(_jurisdiction(), signed_in=signed_in),
+        kinds=service.offered_kinds(reader_jurisdiction(), signed_in=signed_in),
         access=ACCESS,
         at_once=AT_ONCE,
     )

@@ -25,7 +25,7 @@ from app.models import AuditEvent, DataRequest, Prompt, RequestEvent, User, utcn
 from app.services import requests as request_service
 from app.services.audit import verify_chain
 from app.services.profile import mask_email
-from app.web.admin import deadline_rule
+from app.web.place import deadline_rule
 from tests.support.mailbox import outbox_messages_to, plain_text
 from tests.support.web import csrf_token, html_problems, login, post_form, text_of, title_of
 

@@ -719,4 +719,4 @@ def test_your_data_page_names_purposes_and_where_you_chose(
     text = text_of(client.get("/data/consent_records"))
     assert "by your browser's Global Privacy Control signal" in text
     assert "Advertising" in text and "Analytics" in text
-    assert "CA, United States" in text
+    assert "California, United States" in text

@@ -361,3 +361,72 @@ def test_dismiss_signed_out_changes_nothing(app: Flask, client: FlaskClient) -> 
     assert "/login" in response.headers["Location"]
     with app.app_context():
         assert db.session.scalars(select(AuditEvent)).all() == []
+
+
+# --- your rights where you are ---------------------------------------------------------------
+
+
+def _place_section(client: FlaskClient) -> str:
+    html = client.get("/policy").get_data(as_text=True)
+    start = html.index('id="your-place"')
+    return text_of_fragment(html[start : html.index("</section>", start)])
+
+
+def text_of_fragment(html: str) -> str:
+    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
+
+
+@pytest.mark.parametrize(
+    ("place", "says", "does_not_say"),
+    [
+        (
+            "US-CA",
+            [
+                "Your region: California, United States.",
+                "Opt out of the sale or sharing of your personal information",
+                "within 45 days",
+                "up to 45 days longer",
+                "California Privacy Protection Agency (CPPA)",
+                "https://cppa.ca.gov/webapplications/complaint",
+            ],
+            ["Restrict the use of your data"],
+        ),
+        (
+            "DE",
+            [
+                "Your region: Germany.",
+                "Restrict the use of your data",
+                "within 1 month",
+                "up to 2 months longer",
+                "the data protection authority where you live or work",
+            ],
+            ["Opt out of the sale", "still being checked"],
+        ),
+        ("BR", ["Your region: Brazil.", "within 15 days", "ANPD"], ["longer"]),
+        ("US-OR", ["Oregon, United States", "still being checked by our lawyers"], []),
+    ],
+)
+def test_the_notice_shows_the_rights_where_the_reader_is(
+    client: FlaskClient,
+    make_user: Callable[..., User],
+    place: str,
+    says: list[str],
+    does_not_say: list[str],
+) -> None:
+    country, _, region = place.partition("-")
+    person = make_user(country=country, region=region or None)
+    login(client, person.email, person.password)
+    section = _place_section(client)
+    for text in says:
+        assert text in section
+    for text in does_not_say:
+        assert text not in section
+    assert "Change it on your profile page" in section
+
+
+def test_a_visitor_from_nowhere_known_gets_every_right(client: FlaskClient) -> None:
+    section = _place_section(client)
+    assert "Your region: Not known (the strictest rules applied)." in section
+    assert "Wherever you are, you have these rights with us:" in section
+    assert "Opt out of the sale or sharing" in section and "Restrict the use" in section
+    assert "Sign in to set your country and region" in section
