@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from babel import Locale, UnknownLocaleError, negotiate_locale
+from babel.core import get_global
 from flask import Blueprint, current_app, redirect, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
@@ -17,7 +18,18 @@ from app.web.safety import safe_next_url
 bp = Blueprint("i18n", __name__)
 
 # Locale code -> its own name (a language is listed in itself, so anyone can find theirs).
-LANGUAGES: dict[str, str] = {"en": "English", "de": "Deutsch"}
+LANGUAGES: dict[str, str] = {
+    "en": "English",
+    "de": "Deutsch",
+    "fr": "Français",
+    "es": "Español",
+    "pt_BR": "Português (Brasil)",
+    "it": "Italiano",
+    "nl": "Nederlands",
+    "ja": "日本語",
+    "zh_Hans": "简体中文",
+    "ar": "العربية",
+}
 RTL_LANGUAGES = frozenset({"ar", "he", "fa", "ur"})
 LANGUAGE_COOKIE = "pc_lang"
 LANGUAGE_COOKIE_MAX_AGE = 365 * 24 * 60 * 60
@@ -33,9 +45,43 @@ def select_locale() -> str:
         return cookie
     # In the browser's order of preference, "de-AT" meaning "de": Werkzeug's best_match would
     # prefer an exact "en;q=0.3" over a preferred "de-AT" and show German speakers English.
-    preferred = [value.replace("-", "_") for value in request.accept_languages.values()]
-    match = (negotiate_locale(preferred, list(LANGUAGES)) or "").lower()
-    return next((code for code in LANGUAGES if code.lower() == match), "en")
+    for tag in request.accept_languages.values():
+        code = language_for_tag(tag)
+        if code:
+            return code
+    return "en"
+
+
+def language_for_tag(tag: str) -> str | None:
+    """The shipped language for a browser's language tag, or None: "de-AT" is German,
+    "zh-CN" and "zh-Hans" are Simplified Chinese (but "zh-TW", written in Traditional
+    characters, is not), "pt" and "pt-PT" get the Brazilian Portuguese we have."""
+    try:
+        wanted = Locale.parse(tag.replace("-", "_"))
+    except (ValueError, TypeError, UnknownLocaleError):
+        return None
+    exact = negotiate_locale([str(wanted)], list(LANGUAGES))
+    if exact:
+        return next(code for code in LANGUAGES if code.lower() == exact.lower())
+    script = wanted.script or _likely_script(wanted)
+    for code in LANGUAGES:
+        ours = Locale.parse(code)
+        if ours.language == wanted.language and (not ours.script or ours.script == script):
+            return code
+    return None
+
+
+def _likely_script(locale: Locale) -> str | None:
+    """The script a tag without one most likely means (CLDR): "zh" and "zh-SG" are Hans,
+    "zh-TW" and "zh-HK" are Hant."""
+    likely = get_global("likely_subtags")
+    full = likely.get(f"{locale.language}_{locale.territory}") or likely.get(locale.language)
+    if not full:
+        return None
+    try:
+        return Locale.parse(full).script
+    except (ValueError, UnknownLocaleError):
+        return None
 
 
 def reader_locale() -> Locale:

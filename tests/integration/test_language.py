@@ -61,8 +61,21 @@ def test_the_cookie_beats_accept_language(client: FlaskClient) -> None:
         ("de-CH", "de"),
         ("DE-at", "de"),
         ("en-GB,en;q=0.9,de;q=0.8", "en"),
-        ("fr, es;q=0.8", "en"),
-        ("fr, de;q=0.5", "de"),
+        ("sv, ko;q=0.8", "en"),
+        ("sv, de;q=0.5", "de"),
+        ("zh-CN,zh;q=0.9,en;q=0.8", "zh-Hans"),
+        ("zh", "zh-Hans"),
+        ("zh-TW,en;q=0.5", "en"),  # Traditional characters: not Simplified Chinese
+        ("pt-BR", "pt-BR"),
+        ("pt-PT,pt;q=0.9", "pt-BR"),  # the Portuguese we have beats English
+        ("ar-EG", "ar"),
+        ("ja-JP", "ja"),
+        ("fr-CA, en;q=0.5", "fr"),
+        ("nl-BE", "nl"),
+        ("es-419", "es"),
+        ("it-CH", "it"),
+        ("en;q=0.9, zh-Hant;q=1", "en"),
+        ("x-klingon, i-default, ;;;", "en"),  # malformed or private tags change nothing
         ("*", "en"),
         ("", "en"),
     ],

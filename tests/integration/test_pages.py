@@ -9,7 +9,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from app.extensions import db
 from app.models import User
+from app.web.i18n import LANGUAGES, text_direction
 from tests.support.web import html_problems, login, text_of, title_of
 
 REQUIRED_CSP = [
@@ -50,7 +52,7 @@ def assert_clean_html(response: TestResponse, path: str, lang: str = "en") -> No
     problems, html_attrs = html_problems(response.get_data(as_text=True))
     assert not problems, f"{path}: " + "; ".join(problems)
     assert html_attrs.get("lang") == lang, f"{path}: <html lang={html_attrs.get('lang')!r}>"
-    assert html_attrs.get("dir") == "ltr", path
+    assert html_attrs.get("dir") == text_direction(lang.replace("-", "_")), path
 
 
 def _check_all(
@@ -122,6 +124,18 @@ def test_error_pages_and_forms_are_safe(client: FlaskClient) -> None:
     assert expired.status_code == 400
     assert_safe_headers(expired, "POST /login without token")
     assert_clean_html(expired, "POST /login without token")
+
+
+@pytest.mark.parametrize("locale", sorted(LANGUAGES))
+def test_every_page_renders_in_every_language(
+    app: Flask, client: FlaskClient, user: User, locale: str
+) -> None:
+    with app.app_context():
+        db.session.get(User, user.id).locale = locale  # type: ignore[union-attr]
+        db.session.commit()
+    login(client, user.email, user.password)
+    paths = [*_simple_get_paths(app), "/no/such/page"]
+    assert _check_all(client, paths, lang=locale.replace("_", "-")) >= 5
 
 
 def test_german_pages_say_so_in_html(client: FlaskClient) -> None:

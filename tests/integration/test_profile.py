@@ -251,7 +251,7 @@ def test_clearing_country_and_region_stores_nothing(
             "Use letters, numbers and punctuation only, without line breaks or tabs.",
         ),
         ({"name": "A" * 201}, "name", "Use at most 200 characters."),
-        ({"locale": "fr"}, "locale", "Choose a language from the list."),
+        ({"locale": "sv"}, "locale", "Choose a language from the list."),
         (
             {**ADDRESS, "billing_city": "B" * 101},
             "billing_city",
