@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from email import policy
 from email.parser import BytesParser
+from typing import Any
 
 from flask import Blueprint, abort, current_app, render_template
 
@@ -32,7 +34,7 @@ def outbox() -> str:
                 "name": path.name,
                 "to": headers["To"],
                 "subject": headers["Subject"],
-                "date": headers["Date"],
+                "date": _sent_at(headers),
             }
         )
     return render_template("dev/outbox.html", messages=messages)
@@ -52,6 +54,13 @@ def message(name: str) -> str:
     return render_template(
         "dev/message.html",
         message=parsed,
+        sent_at=_sent_at(parsed),
         text=text,
         links=list(dict.fromkeys(LINK.findall(text))),
     )
+
+
+def _sent_at(message: Any) -> datetime | None:
+    """The Date header as a datetime, shown in the reader's language (None if unreadable)."""
+    header = message["Date"]
+    return getattr(header, "datetime", None)
