@@ -39,3 +39,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     def load_dialect_impl(self, dialect: Dialect) -> Any:
         return dialect.type_descriptor(DateTime(timezone=dialect.name != "sqlite"))
+
+
+# The largest id an Integer primary key holds on every database we run on (PostgreSQL's
+# integer is 32-bit): a larger number names no row, whatever asked for it.
+MAX_ID = 2**31 - 1

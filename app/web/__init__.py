@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from flask import Flask, g, request
 from flask_babel import get_locale
+from werkzeug.routing import IntegerConverter, Map
 from werkzeug.wrappers import Response
 
 from app.extensions import login_manager
+from app.models.types import MAX_ID
 from app.services.auth import load_user_from_session_id
 
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -36,8 +38,20 @@ SECURITY_HEADERS = {
 }
 
 
+class DatabaseId(IntegerConverter):
+    """`<int:...>` in every route: a number past the id columns' range (32-bit on
+    PostgreSQL) is no route at all, a 404, rather than a database error."""
+
+    def __init__(self, url_map: Map, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("max", MAX_ID)
+        super().__init__(url_map, *args, **kwargs)  # type: ignore[arg-type]
+
+
 def register_web(app: Flask) -> None:
     from app.extensions import csrf  # noqa: PLC0415
+
+    # Before any blueprint: rules are compiled with the converter in force when added.
+    app.url_map.converters["int"] = DatabaseId
     from app.web import (  # noqa: PLC0415
         admin,
         api,

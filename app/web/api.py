@@ -20,6 +20,7 @@ from werkzeug.wrappers import Response
 from app.config import PROJECT_ROOT
 from app.extensions import db, limiter
 from app.models import User
+from app.models.types import MAX_ID
 from app.services.api_keys import key_label, matching_key_index
 from app.services.choices import OPTIONAL_PURPOSES, current_choice, set_choice
 from app.web.safety import without_session
@@ -32,7 +33,6 @@ OPENAPI_PATH = PROJECT_ROOT / "app" / "api" / "openapi.yaml"
 PUBLIC_ENDPOINTS = frozenset({"api.openapi"})
 # The same header as every page of the app: no cache, shared or private, keeps an answer.
 NO_STORE = "private, no-store"
-MAX_SUBJECT_ID = 2**31 - 1  # the id column is a 32-bit integer; larger ids cannot exist
 # Machine-readable codes for the statuses a client may meet (documented in openapi.yaml).
 STATUS_CODES = {
     400: "bad_request",
@@ -182,7 +182,7 @@ def openapi() -> Response:
 
 
 def require_subject(user_id: int) -> None:
-    if user_id > MAX_SUBJECT_ID or db.session.get(User, user_id) is None:
+    if user_id > MAX_ID or db.session.get(User, user_id) is None:
         raise ApiError(404, "not_found", "There is no subject with this id.")
 
 
