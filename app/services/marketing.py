@@ -416,6 +416,13 @@ def read_unsubscribe_token(token: str) -> tuple[int, str]:
         payload = URLSafeSerializer(_signing_keys(), salt=UNSUBSCRIBE_SALT).loads(token)
     except BadSignature:
         raise LinkInvalidError from None
+    subscriber_id, topic = _id_and_text(payload)
+    return subscriber_id, require_topic(topic, allow_all=True)
+
+
+def _id_and_text(payload: Any) -> tuple[int, str]:
+    """A signed link's `[id, text]` payload; LinkInvalidError for anything else (a payload
+    signed by us for another purpose, or by an older version)."""
     if (
         not isinstance(payload, list)
         or len(payload) != 2
@@ -423,8 +430,7 @@ def read_unsubscribe_token(token: str) -> tuple[int, str]:
         or not isinstance(payload[1], str)
     ):
         raise LinkInvalidError
-    subscriber_id, topic = payload
-    return subscriber_id, require_topic(topic, allow_all=True)
+    return payload[0], payload[1]
 
 
 def subscriber_for_token(token: str) -> tuple[MarketingSubscriber, str]:
@@ -901,15 +907,7 @@ class PendingConfirmation:
 
 def check_confirmation(token: str) -> PendingConfirmation:
     """What a confirmation link stands for, if it can still be used; changes nothing."""
-    payload = _load_timed(CONFIRM_SALT, token, CONFIRM_TTL)
-    if (
-        not isinstance(payload, list)
-        or len(payload) != 2
-        or type(payload[0]) is not int
-        or not isinstance(payload[1], str)
-    ):
-        raise LinkInvalidError
-    subscription_id, nonce = payload
+    subscription_id, nonce = _id_and_text(_load_timed(CONFIRM_SALT, token, CONFIRM_TTL))
     row = db.session.get(TopicSubscription, subscription_id)
     if row is None:
         raise SubscriberGoneError
