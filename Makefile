@@ -11,7 +11,7 @@ PYBABEL := $(BIN)/pybabel
 CHROMIUM ?= /usr/bin/chromium
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint format migrate seed worker i18n-extract i18n-update i18n-compile i18n-check i18n-init test-deps browser clean
+.PHONY: help run serve test lint format migrate seed worker i18n-extract i18n-update i18n-compile i18n-check i18n-init test-deps browser clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ $(VENV)/.stamp-test: pyproject.toml $(VENV)/.stamp-run
 run: $(VENV)/.stamp-run i18n-compile migrate seed ## Install, migrate, seed the demo and serve on http://127.0.0.1:$(PORT)
 	@echo "Serving on http://127.0.0.1:$(PORT) (demo: demo@example.com / demo-password)"
 	BASE_URL=$${BASE_URL:-http://127.0.0.1:$(PORT)} $(FLASK) run --host 127.0.0.1 --port $(PORT)
+
+serve: $(VENV)/.stamp-run i18n-compile ## gunicorn (WEB_WORKERS=3), an RQ worker and the sweeper; needs DATABASE_URL and REDIS_URL
+	BIN=$(BIN) PORT=$(PORT) scripts/serve.sh
 
 migrate: $(VENV)/.stamp-run ## Apply database migrations
 	$(FLASK) db upgrade

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 
 from app.config import PROJECT_ROOT, Settings, load_settings
 from app.extensions import babel, csrf, db, htmx, limiter, login_manager
+from app.logs import configure_logging, install_request_logging
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +19,8 @@ log = logging.getLogger(__name__)
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     """Build the app from the environment; `overrides` replace settings (tests use it)."""
     settings = load_settings(overrides)
+    # Before Flask's own logger exists, so it does not add a handler of its own.
+    configure_logging(settings.log_format, settings.log_level)
     app = Flask(
         __name__,
         template_folder=str(PROJECT_ROOT / "templates"),
@@ -34,6 +37,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from app.web import register_web  # noqa: PLC0415
 
     jobs.install(app)
+    install_request_logging(app)  # first, so its timing and request id cover every hook
     register_web(app)
     cli.register(app)
     return app
@@ -52,7 +56,7 @@ def _configure(app: Flask, settings: Settings) -> None:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.base_url.startswith("https://"),
-        PERMANENT_SESSION_LIFETIME=12 * 60 * 60,
+        PERMANENT_SESSION_LIFETIME=settings.session_absolute_hours * 60 * 60,
         REMEMBER_COOKIE_DURATION=0,
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session does
         WTF_CSRF_SSL_STRICT=False,  # Referer is never sent (Referrer-Policy: no-referrer)

@@ -149,6 +149,33 @@ def marketing_headers(email: str, topic: str | None) -> None:
         click.echo(f"{name}: {value}")
 
 
+@click.command("check-deploy")
+def check_deploy() -> None:
+    """List the settings that are unsafe in production; exit status 1 when there is any.
+
+    Reads the environment as the app would, without building the app, so it also explains a
+    production start-up that is refused. (Also a `flask.commands` plugin: it runs even when
+    `--app wsgi` cannot load.)"""
+    from app.config import ConfigError, load_settings  # noqa: PLC0415
+
+    try:
+        settings = load_settings(refuse_unsafe=False)
+    except ConfigError as exc:
+        problems = [str(exc)]
+    else:
+        problems = [
+            f"{problem} (production refuses to start)"
+            for problem in settings.problems_for_production()
+        ] + settings.deployment_risks()
+    if not problems:
+        click.echo("no problems found")
+        return
+    click.echo(f"{len(problems)} problem(s) for production:")
+    for problem in problems:
+        click.echo(f"- {problem}")
+    raise SystemExit(1)
+
+
 def register(app: Flask) -> None:
     for group in (
         db_cli,
@@ -161,3 +188,4 @@ def register(app: Flask) -> None:
         marketing_cli,
     ):
         app.cli.add_command(group)
+    app.cli.add_command(check_deploy)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from urllib.parse import urlparse
@@ -50,6 +51,17 @@ def _env_str(name: str, default: str) -> str:
     return default if raw is None or raw.strip() == "" else raw.strip()
 
 
+LOG_CHOICES = {"LOG_FORMAT": ("json", "text"), "LOG_LEVEL": ("DEBUG", "INFO", "WARNING", "ERROR")}
+
+
+def _env_choice(name: str, default: str) -> str:
+    value = _env_str(name, default)
+    for choice in LOG_CHOICES[name]:
+        if value.lower() == choice.lower():
+            return choice
+    raise ConfigError(f"{name} must be one of {', '.join(LOG_CHOICES[name])}, not {value!r}")
+
+
 def _env_list(name: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in os.environ.get(name, "").split(",") if part.strip())
 
@@ -78,6 +90,9 @@ class Settings:
     rate_limits: bool = True
     login_rate_limit: str = "10 per minute;100 per day"
     fresh_login_minutes: int = 10
+    # A signed-in session ends after this long without activity, and this long after sign-in.
+    session_idle_minutes: int = 30
+    session_absolute_hours: int = 12
     controller_name: str = "GPT Image 2"
     controller_email: str = "privacy@example.com"
     controller_address: str = "1209 Orange St., Wilmington, DE 19801, USA"
@@ -95,9 +110,18 @@ class Settings:
     consent_max_age_days: int = 365
     # The jurisdiction of a visitor we know nothing about (no account country).
     default_country: str = ""
+    # Headers a proxy in front sets to the visitor's country and region (e.g. CloudFront's
+    # "CloudFront-Viewer-Country"). Off unless named: anyone can send any header to a site
+    # that is reached directly.
+    country_header: str = ""
+    region_header: str = ""
     # Asking for a link by email (manage marketing without an account, and later requests).
     email_link_rate_limit: str = "5 per hour;20 per day"
     one_click_rate_limit: str = "120 per minute"
+    # `json`: one object per line, for a log collector (production's default); `text`: lines
+    # for a person at a terminal (development's). Both redact personal data and tokens.
+    log_format: str = "text"
+    log_level: str = "INFO"
 
     @property
     def is_production(self) -> bool:
@@ -136,8 +160,55 @@ class Settings:
                 "value and never change it (the suppression list is keyed by it)"
             )
         if urlparse(self.base_url).scheme != "https":
-            problems.append(f"BASE_URL must be an https:// address, not {self.base_url!r}")
+            problems.append(
+                f"BASE_URL must be an https:// address, not {self.base_url!r} (over http the "
+                "session cookie is not Secure and emailed links travel unencrypted)"
+            )
         return problems
+
+    def deployment_risks(self) -> list[str]:
+        """Settings production accepts but that are unsafe or lose something at scale."""
+        risks = []
+        if not self.is_production:
+            risks.append("PRIVACY_CENTER_ENV is not production: the production checks are off")
+        if self.sqlalchemy_url.startswith("sqlite"):
+            risks.append(
+                "the database is SQLite: set DATABASE_URL to PostgreSQL (SQLite serves one "
+                "machine and makes web workers wait on each other's writes)"
+            )
+        if not self.redis_url:
+            risks.append(
+                "REDIS_URL is unset: rate limits are counted in memory, per worker process "
+                "(each gunicorn worker allows the full limit, and a restart forgets them), and "
+                "background jobs run inside the web workers"
+            )
+        elif self.jobs_mode in {"thread", "inline"}:
+            risks.append(
+                f"JOBS_MODE is {self.jobs_mode}: exports and erasures run inside the web "
+                "workers; use rq and run `flask --app wsgi jobs work`"
+            )
+        if not self.smtp_host:
+            risks.append(
+                "SMTP_HOST is unset: emails (verification links, export notices) are only "
+                "written to the outbox folder, and nobody receives them"
+            )
+        elif self.smtp_password and not self.smtp_starttls:
+            risks.append("SMTP_PASSWORD is sent without SMTP_STARTTLS: set SMTP_STARTTLS=true")
+        if not self.rate_limits:
+            risks.append(
+                "RATE_LIMITS is off: sign-in, emailed links and exports can be tried without limit"
+            )
+        for name, address in (
+            ("MAIL_FROM", self.mail_from),
+            ("CONTROLLER_EMAIL", self.controller_email),
+        ):
+            if re.search(r"@example\.(?:com|org|net)\b", address):
+                risks.append(f"{name} is a placeholder address at example.com: set a real one")
+        if any(len(key) < 32 for key in self.platform_api_keys):
+            risks.append("a key in PLATFORM_API_KEYS is shorter than 32 characters")
+        if self.log_format != "json":
+            risks.append("LOG_FORMAT is text: log collectors expect LOG_FORMAT=json")
+        return risks
 
 
 def normalise_database_url(url: str) -> str:
@@ -148,8 +219,12 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
-def load_settings(overrides: dict[str, object] | None = None) -> Settings:
-    """Read settings from the environment; `overrides` (tests) win over the environment."""
+def load_settings(
+    overrides: dict[str, object] | None = None, *, refuse_unsafe: bool = True
+) -> Settings:
+    """Read settings from the environment; `overrides` (tests) win over the environment.
+    In production, unsafe settings raise ConfigError unless `refuse_unsafe` is False (the
+    `check-deploy` command lists them instead)."""
     env = _env_str("PRIVACY_CENTER_ENV", "development")
     if env not in {"development", "production"}:
         raise ConfigError(f"PRIVACY_CENTER_ENV must be development or production, not {env!r}")
@@ -178,6 +253,8 @@ def load_settings(overrides: dict[str, object] | None = None) -> Settings:
         "jobs_mode": jobs_mode,
         "rate_limits": _env_bool("RATE_LIMITS", True),
         "login_rate_limit": _env_str("LOGIN_RATE_LIMIT", "10 per minute;100 per day"),
+        "session_idle_minutes": _env_int("SESSION_IDLE_MINUTES", 30, minimum=1),
+        "session_absolute_hours": _env_int("SESSION_ABSOLUTE_HOURS", 12, minimum=1),
         "controller_name": _env_str("CONTROLLER_NAME", "GPT Image 2"),
         "controller_email": _env_str("CONTROLLER_EMAIL", "privacy@example.com"),
         "controller_address": _env_str(
@@ -190,8 +267,12 @@ def load_settings(overrides: dict[str, object] | None = None) -> Settings:
         "suppression_hash_key": _env_str("SUPPRESSION_HASH_KEY", ""),
         "consent_max_age_days": _env_int("CONSENT_MAX_AGE_DAYS", 365, minimum=1),
         "default_country": _env_str("DEFAULT_COUNTRY", "").upper(),
+        "country_header": _env_str("COUNTRY_HEADER", ""),
+        "region_header": _env_str("REGION_HEADER", ""),
         "email_link_rate_limit": _env_str("EMAIL_LINK_RATE_LIMIT", "5 per hour;20 per day"),
         "one_click_rate_limit": _env_str("ONE_CLICK_RATE_LIMIT", "120 per minute"),
+        "log_format": _env_choice("LOG_FORMAT", "json" if env == "production" else "text"),
+        "log_level": _env_choice("LOG_LEVEL", "INFO"),
     }
     known = {f.name for f in fields(Settings)}
     path_fields = {f.name for f in fields(Settings) if f.type in {"Path", Path}}
@@ -207,7 +288,7 @@ def load_settings(overrides: dict[str, object] | None = None) -> Settings:
     ):
         values["mail_outbox_dir"] = Path(str(values["data_dir"])) / "outbox"
     settings = Settings(**values)  # type: ignore[arg-type]
-    if settings.is_production:
+    if settings.is_production and refuse_unsafe:
         problems = settings.problems_for_production()
         if problems:
             raise ConfigError("refusing to start in production: " + "; ".join(problems) + ".")

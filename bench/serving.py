@@ -51,7 +51,8 @@ def start_gunicorn(env: dict[str, str], port: int, workers: int) -> subprocess.P
             "wsgi:app",
         ],
         cwd=PROJECT,
-        env=env,
+        # A line per request at INFO would drown the figures; warnings and errors still show.
+        env={"LOG_LEVEL": "WARNING", **env},
         start_new_session=True,  # its own process group, so stopping it stops its workers
     )
 

@@ -12,9 +12,10 @@ from app.extensions import db
 # access to the values within the .ini file in use.
 config = context.config
 
-# Interpret the config file for Python logging.
-# This line sets up loggers basically.
-fileConfig(config.config_file_name)
+# Alembic's own logging setup, unless the app already configured logging (`flask db ...`
+# builds the app first, whose handler redacts and formats every line the same way).
+if not logging.getLogger().handlers:
+    fileConfig(config.config_file_name)
 logger = logging.getLogger("alembic.env")
 
 

@@ -27,6 +27,7 @@ from sqlalchemy import event, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.extensions import db
+from app.logs import bound_request_id, current_request_id
 from app.models import Job, utcnow
 
 log = logging.getLogger(__name__)
@@ -85,13 +86,15 @@ def install(app: Flask) -> None:
 def dispatch(app: Flask, job_id: int) -> None:
     """Hand a committed job to whatever runs jobs in this deployment."""
     mode = app.config["SETTINGS"].jobs_mode
+    request_id = current_request_id()  # the job's log lines carry the request that asked
     if mode == "inline":
         run_job_in_app(app, job_id)
     elif mode == "thread":
-        _thread_pool().submit(run_job_in_app, app, job_id)
+        _thread_pool().submit(run_job_in_app, app, job_id, request_id)
     elif mode == "rq":
         try:
-            rq_queue(app).enqueue("app.jobs.worker.run_job_from_rq", job_id, job_timeout=3600)
+            args = (job_id, request_id) if request_id else (job_id,)
+            rq_queue(app).enqueue("app.jobs.worker.run_job_from_rq", *args, job_timeout=3600)
         except Exception:  # the row is committed; the sweeper will enqueue it again
             log.warning("could not enqueue job %s on Redis; the sweeper will retry", job_id)
 
@@ -111,8 +114,8 @@ def _thread_pool() -> ThreadPoolExecutor:
         return _executor
 
 
-def run_job_in_app(app: Flask, job_id: int) -> None:
-    with app.app_context():
+def run_job_in_app(app: Flask, job_id: int, request_id: str | None = None) -> None:
+    with app.app_context(), bound_request_id(request_id):
         try:
             run_job(job_id)
         finally:
