@@ -8,10 +8,12 @@ Sell or Share" link is required, whether refusals must be open to appeal, the ag
 a parent decides, the authority to complain to, and how many requests a year must be free;
 each fact with its source and whether it was verified (`table.py` reads it).
 
-A person's place is their account's country and region, else the deployment's
-DEFAULT_COUNTRY, else nothing; a place the table does not list gets the global default,
-which is the strict one (opt-in, every right), so not knowing where someone is never
-weakens their rights.
+A person's place is their account's country and region, else the one they chose for this
+browser, else a guess (a country header from the proxy in front, the region of the browser's
+language), else the deployment's DEFAULT_COUNTRY, else nothing. A place the table does not list
+gets the global default, which is the strict one (opt-in, every right), so not knowing where
+someone is never weakens their rights; and a guessed place may show more rights but never
+turns optional cookies on by default (`Jurisdiction.guessed`).
 """
 
 from __future__ import annotations
@@ -109,14 +111,18 @@ class Jurisdiction:
 
     code: str
     rules: Rules
+    # A place only guessed (from a network header or the browser's language) could be wrong:
+    # a German reading in American English is not in California.
+    guessed: bool = False
 
     @property
     def consent_model(self) -> str:
-        return self.rules.consent_model
+        """The table's model, except that a guess never switches optional cookies on."""
+        return OPT_IN if self.guessed else self.rules.consent_model
 
     @property
     def is_opt_out(self) -> bool:
-        return self.rules.consent_model == OPT_OUT
+        return self.consent_model == OPT_OUT
 
     @property
     def do_not_sell_link(self) -> bool:

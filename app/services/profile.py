@@ -42,6 +42,9 @@ NOT_COUNTRIES = frozenset(
 )
 # Line and paragraph separators are as unwelcome in a name or an address as a raw newline.
 _CONTROL_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
+# Bidirectional overrides and isolates reorder the text around them: a name could show staff
+# something else than it says ("Trojan Source"). Marks such as U+200F stay allowed.
+DIRECTION_OVERRIDES = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 PROFILE_FIELDS = ("name", "country", "region", "locale")
 ADDRESS_FIELDS = ("name", "line1", "line2", "city", "postal_code", "region", "country")
 ADDRESS_REQUIRED = ("name", "line1", "city", "postal_code", "country")
@@ -98,6 +101,7 @@ class AddressTakenError(EmailChangeError):
 
 
 @cache
+@cache
 def country_codes() -> frozenset[str]:
     return frozenset(
         code
@@ -129,7 +133,10 @@ def country_choices(locale: str) -> tuple[tuple[str, str], ...]:
 
 
 def has_control_characters(value: str | None) -> bool:
-    return any(unicodedata.category(c) in _CONTROL_CATEGORIES for c in value or "")
+    return any(
+        unicodedata.category(c) in _CONTROL_CATEGORIES or c in DIRECTION_OVERRIDES
+        for c in value or ""
+    )
 
 
 def mask_email(address: str) -> str:

@@ -35,6 +35,7 @@ from app.models.types import MAX_ID
 from app.services import marketing
 from app.services.audit import record_event
 from app.services.mail import queue_mail
+from app.services.profile import DIRECTION_OVERRIDES
 
 VERIFY_SALT = "request-verify"
 CANCEL_SALT = "request-cancel"
@@ -387,7 +388,11 @@ def clean_details(kind: Kind, details: str | None) -> str | None:
     text = (details or "").replace("\r\n", "\n").strip()
     if len(text) > MAX_DETAILS_LENGTH:
         raise DetailsError(DetailsError.TOO_LONG)
-    if any(ord(c) < 32 and c not in "\n\t" for c in text) or "\x7f" in text:
+    if (
+        any(ord(c) < 32 and c not in "\n\t" for c in text)
+        or "\x7f" in text
+        or not DIRECTION_OVERRIDES.isdisjoint(text)
+    ):
         raise DetailsError(DetailsError.CONTROL_CHARACTERS)
     if kind.needs_details and not text:
         raise DetailsError(DetailsError.MISSING)
@@ -463,6 +468,7 @@ def create_by_email(
     details: str | None = None,
     locale: str = "en",
     country: str | None = None,
+    region: str | None = None,
 ) -> DataRequest:
     """A request from someone who is not signed in. Does the same work whether or not an
     account uses the address (the account is looked up only once the link is followed), so
@@ -484,7 +490,7 @@ def create_by_email(
     if existing is not None:
         resend_verification(existing)
         return existing
-    jurisdiction = jurisdiction_for(country, None, _settings().default_country)
+    jurisdiction = jurisdiction_for(country, region, _settings().default_country)
     data_request = DataRequest(
         kind=kind.key,
         status=DataRequest.UNVERIFIED,

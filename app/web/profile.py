@@ -76,8 +76,13 @@ def _text(label: Any, length: int, **kwargs: Any) -> StringField:
     )
 
 
-class ProfileForm(FlaskForm):
-    name = _text(_l("Name"), 200)
+def country_options() -> list[tuple[str, str]]:
+    return [("", _("Not given")), *profile_service.country_choices(str(get_locale() or "en"))]
+
+
+class PlaceForm(FlaskForm):
+    """Where a person lives: the country, and the region where it has rules of its own."""
+
     country = SelectField(
         _l("Country"), choices=[], validate_choice=False, validators=[CountryCode()]
     )
@@ -86,6 +91,26 @@ class ProfileForm(FlaskForm):
         description=_l('Optional. The short code of your state or region, such as "CA" or "BY".'),
         filters=[strip_text, _upper],
     )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.country.choices = country_options()
+
+    def validate_region(self, field: Field) -> None:
+        if not field.data:
+            return
+        if not profile_service.REGION_CODE.fullmatch(field.data):
+            raise ValidationError(
+                _l("Enter the code of your region: one to three letters or digits, such as CA.")
+            )
+        if not self.country.data:
+            raise ValidationError(
+                _l("Choose your country too, so the region code means something.")
+            )
+
+
+class ProfileForm(PlaceForm):
+    name = _text(_l("Name"), 200)
     locale = SelectField(_l("Preferred language"), choices=[], validate_choice=False)
     billing_name = _text(_l("Name for invoices"), 200)
     billing_line1 = _text(_l("Address line 1"), 200)
@@ -99,28 +124,11 @@ class ProfileForm(FlaskForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        countries = [
-            ("", _("Not given")),
-            *profile_service.country_choices(str(get_locale() or "en")),
-        ]
-        self.country.choices = countries
-        self.billing_country.choices = countries
+        self.billing_country.choices = self.country.choices
         # Each language named in itself, and marked as such for screen readers.
         self.locale.choices = [
             (code, name, {"lang": code.replace("_", "-")}) for code, name in LANGUAGES.items()
         ]
-
-    def validate_region(self, field: Field) -> None:
-        if not field.data:
-            return
-        if not profile_service.REGION_CODE.fullmatch(field.data):
-            raise ValidationError(
-                _l("Enter the code of your region: one to three letters or digits, such as CA.")
-            )
-        if not self.country.data:
-            raise ValidationError(
-                _l("Choose your country too, so the region code means something.")
-            )
 
     def validate_locale(self, field: Field) -> None:
         if field.data not in LANGUAGES:

@@ -429,4 +429,4 @@ def test_a_visitor_from_nowhere_known_gets_every_right(client: FlaskClient) -> N
     assert "Your region: Not known (the strictest rules applied)." in section
     assert "Wherever you are, you have these rights with us:" in section
     assert "Opt out of the sale or sharing" in section and "Restrict the use" in section
-    assert "Sign in to set your country and region" in section
+    assert "Change your region" in section

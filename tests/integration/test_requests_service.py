@@ -410,6 +410,8 @@ def test_a_second_deletion_while_one_is_pending_points_to_the_first(
         ("correct", "bell\x07", "control characters"),
         ("object", "escape \x1b[31mred", "control characters"),
         ("restrict", "delete\x7f", "control characters"),
+        ("question", "my name is \u202eeciffo", "control characters"),
+        ("question", "isolated \u2067text\u2069", "control characters"),
         ("question", "x" * (service.MAX_DETAILS_LENGTH + 1), "too long"),
     ],
 )
@@ -446,3 +448,17 @@ def test_kinds_that_need_an_account_cannot_be_asked_for_by_email(ctx: Flask) -> 
         service.create_by_email("question", "not an address", details="Hi")
     assert db.session.scalars(select(MarketingSubscriber)).all() == []
     assert db.session.scalars(select(RequestEvent)).all() == []
+
+
+def test_a_german_account_gets_its_deadline_as_a_german_date(
+    ctx: Flask, make_user: Callable[..., User]
+) -> None:
+    german = make_user(email="frist@example.org", country="DE", locale="de")
+
+    data_request = _confirmed(ctx, german, "correct", details="Name falsch.", now=VERIFIED_AT)
+
+    assert data_request.due_at == datetime(2026, 2, 28, 9, 30, tzinfo=UTC)  # one month, EU
+    received = messages_to(ctx, german.email)[-1]
+    assert "28. Februar 2026" in received
+    assert "February" not in received
+    assert received.startswith("Guten Tag,")
