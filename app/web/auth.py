@@ -32,6 +32,11 @@ bp = Blueprint("auth", __name__)
 P = ParamSpec("P")
 R = TypeVar("R")
 FRESH_KEY = "fresh_at"
+SIGNED_IN_KEY = "signed_in_at"
+SEEN_KEY = "seen_at"
+# Requests the page makes by itself (progress polling) are not the person being active.
+PASSIVE_ENDPOINTS = frozenset({"exports.status"})
+SEEN_RESOLUTION_SECONDS = 60  # fewer new cookies: activity is noted once a minute at most
 
 
 def _login_limit() -> str:
@@ -50,7 +55,30 @@ def _start_session(user: object) -> None:
     session.clear()
     session.permanent = True
     login_user(user)  # type: ignore[arg-type]
+    now = int(time.time())
+    session[SIGNED_IN_KEY] = now
+    session[SEEN_KEY] = now
     mark_fresh()
+
+
+@bp.before_app_request
+def end_stale_session() -> None:
+    """Sign out a session idle too long or open too long; the cookie's own expiry is only
+    the browser's promise, so the times are checked here, inside the signed cookie."""
+    if request.endpoint == "static" or "_user_id" not in session:
+        return
+    settings = current_app.config["SETTINGS"]
+    now = int(time.time())
+    signed_in = session.get(SIGNED_IN_KEY, 0)
+    seen = session.get(SEEN_KEY, 0)
+    too_old = now - signed_in > settings.session_absolute_hours * 3600
+    idle = now - seen > settings.session_idle_minutes * 60
+    if too_old or idle:
+        logout_user()
+        session.clear()
+        flash(_("Your session has ended, to protect your account. Please sign in again."), "info")
+    elif request.endpoint not in PASSIVE_ENDPOINTS and now - seen >= SEEN_RESOLUTION_SECONDS:
+        session[SEEN_KEY] = now
 
 
 def mark_fresh() -> None:

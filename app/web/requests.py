@@ -63,7 +63,7 @@ from app.web.auth import fresh_login_required
 from app.web.errors import CSRF_TEXT, render_error
 from app.web.forms import ButtonForm, your_email_address
 from app.web.htmx import wants_fragment
-from app.web.place import reader_jurisdiction
+from app.web.place import CHOSEN, chosen_place, reader_jurisdiction, reader_place
 from app.web.request_text import request_text
 
 log = logging.getLogger(__name__)
@@ -214,9 +214,15 @@ def _address_key() -> str:
     return f"data-request-to|{address}"
 
 
+# One budget for every link mailed to an address or account, whether a new request or a resend.
+_links_to_one_mailbox = limiter.shared_limit(
+    _email_link_limit, scope="request-links", key_func=_address_key, methods=["POST"]
+)
+
+
 @bp.route("/new/<kind>", methods=["GET", "POST"])
 @limiter.limit(_email_link_limit, methods=["POST"], key_func=_visitor_key)
-@limiter.limit(_email_link_limit, methods=["POST"], key_func=_address_key)
+@_links_to_one_mailbox
 def make(kind: str) -> Response | tuple[str, int]:
     if kind == ACCESS:  # not a request: the export is immediate and self-service
         return redirect(url_for("exports.index"), 303)
@@ -361,10 +367,23 @@ def _make_by_email(kind: Kind) -> Response | tuple[str, int]:
     return _create_by_email(kind, form)
 
 
+def _chosen_place() -> dict[str, str]:
+    # Only a place the person chose sets the deadline of a request by email; a guess from
+    # their browser could lengthen it.
+    if reader_place().source != CHOSEN:
+        return {}
+    country, region = chosen_place()
+    return {"country": country, "region": region}
+
+
 def _create_by_email(kind: Kind, form: EmailRequestForm) -> tuple[str, int]:
     try:
         service.create_by_email(
-            kind.key, form.email.data, details=form.details.data, locale=_locale()
+            kind.key,
+            form.email.data,
+            details=form.details.data,
+            locale=_locale(),
+            **_chosen_place(),
         )
     except marketing.InvalidAddressError:
         db.session.rollback()
@@ -469,6 +488,7 @@ def _wrong_state(data_request: DataRequest) -> Response | tuple[str, int]:
 
 
 @bp.post("/<int:request_id>/resend")
+@_links_to_one_mailbox  # a resend is one more link in the same mailbox
 @login_required
 def resend(request_id: int) -> Any:
     if not ButtonForm().validate_on_submit():

@@ -45,6 +45,11 @@ def assert_safe_headers(response: TestResponse, path: str) -> None:
     assert headers.get("X-Content-Type-Options") == "nosniff", path
     assert headers.get("Referrer-Policy") == "no-referrer", path
     assert headers.get("Cache-Control") == "private, no-store", path
+    assert headers.get("Cross-Origin-Opener-Policy") == "same-origin", path
+    assert headers.get("Cross-Origin-Embedder-Policy") == "require-corp", path
+    assert headers.get("Cross-Origin-Resource-Policy") == "same-origin", path
+    assert "camera=()" in headers.get("Permissions-Policy", ""), path
+    assert "Strict-Transport-Security" not in headers, f"{path}: HSTS over plain http"
 
 
 def assert_clean_html(response: TestResponse, path: str, lang: str = "en") -> None:

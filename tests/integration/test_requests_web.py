@@ -173,7 +173,7 @@ def test_the_list_shows_only_the_persons_own_requests(
     assert "Refused" in words
     assert "Overdue" in words
     assert 'href="/requests/new"' in page
-    assert "<caption>" in page and 'scope="col"' in page
+    assert "<caption" in page and 'scope="col"' in page
 
 
 def test_another_persons_request_is_not_found(
@@ -738,6 +738,21 @@ def test_asking_by_email_is_rate_limited(app: Flask) -> None:
 
     assert statuses == [200, 200, 429]
     assert _count(app) == 2
+
+
+@pytest.mark.app_settings(rate_limits=True, email_link_rate_limit="2 per hour")
+def test_resending_the_link_counts_against_the_mailbox_limit(
+    app: Flask, signed_in: FlaskClient, user: User
+) -> None:
+    request_id = _request_id(_ask(signed_in, "correct", {"details": DETAILS}))
+    path = f"/requests/{request_id}/resend"
+
+    first = post_form(signed_in, path, form_page=f"/requests/{request_id}")
+    second = post_form(signed_in, path, form_page=f"/requests/{request_id}")
+    assert first.status_code == 303
+    assert second.status_code == 429
+    assert "You can try again in" in _words(second)
+    assert len(_outbox(app, user.email)) == 2  # the request's link and one resend
 
 
 # --- pages are safe ---------------------------------------------------------------------------
