@@ -35,6 +35,8 @@ SECURITY_HEADERS = {
     "interest-cohort=(), browsing-topics=()",
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Resource-Policy": "same-origin",
+    # Cross-origin isolation: nothing from another origin may be embedded (none is wanted).
+    "Cross-Origin-Embedder-Policy": "require-corp",
 }
 
 
@@ -64,10 +66,13 @@ def register_web(app: Flask) -> None:
         i18n,
         main,
         marketing,
+        page_compression,
         policy,
         profile,
+        region,
         request_text,
         requests,
+        static_files,
     )
 
     blueprints = (
@@ -78,6 +83,7 @@ def register_web(app: Flask) -> None:
         exports.bp,
         profile.bp,
         policy.bp,
+        region.bp,
         consent.bp,
         marketing.bp,
         api.bp,
@@ -94,6 +100,8 @@ def register_web(app: Flask) -> None:
     app.jinja_env.add_extension("jinja2.ext.i18n")
     app.jinja_env.policies["ext.i18n.trimmed"] = True
     request_text.install(app)
+    static_files.install(app)
+    page_compression.install(app)
 
 
 def _configure_login(app: Flask) -> None:

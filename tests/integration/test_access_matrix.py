@@ -209,6 +209,8 @@ ACCESS: dict[str, Policy] = {
     "auth.logout": public(),
     "i18n.set_language": public(form={"language": LOCALE, "next": "/"}),
     "policy.index": public(),
+    "region.index": public(),
+    "region.choose": public(form={"country": "DE", "region": ""}),
     "policy.versions": public(),
     "policy.version": public(args={"version": Ref("policy version")}),
     "consent.settings": public(),
