@@ -250,6 +250,11 @@ def test_clearing_country_and_region_stores_nothing(
             "name",
             "Use letters, numbers and punctuation only, without line breaks or tabs.",
         ),
+        (
+            {"name": "Ann \u202egnp.exe"},
+            "name",
+            "Use letters, numbers and punctuation only, without line breaks or tabs.",
+        ),
         ({"name": "A" * 201}, "name", "Use at most 200 characters."),
         ({"locale": "sv"}, "locale", "Choose a language from the list."),
         (
@@ -277,6 +282,7 @@ def test_clearing_country_and_region_stores_nothing(
         "region-without-country",
         "nul-in-name",
         "newline-in-name",
+        "direction-override-in-name",
         "name-too-long",
         "unknown-language",
         "city-too-long",
