@@ -6,7 +6,9 @@ disk, two people). Each test reads the archive the way the person would: as a ZI
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import os
 import re
@@ -215,8 +217,16 @@ def test_the_archive_holds_every_record_and_file_of_the_person_and_nothing_of_an
             assert [r["status"] for r in got] == ["building"]
             continue
         assert got == records, key
-        assert f"data/{key}.csv" in entries
         assert export.summary[key] == len(records)
+        # The CSV holds the same records, cell for cell: times as in the JSON, nested
+        # values (image settings, lists) as JSON text.
+        table = entries[f"data/{key}.csv"].decode("utf-8-sig")
+        rows = list(csv.reader(io.StringIO(table, newline="")))
+        assert rows[0] == document["fields"], key
+        assert rows[1:] == [
+            [archive.csv_cell(record[name]) for name in document["fields"]]
+            for record in document["records"]
+        ], key
 
     # Media: every file, byte for byte, listed in the manifest, named after its item.
     listed = _assert_manifest_matches(entries)
