@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
+import signal
 from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
@@ -291,6 +292,15 @@ def _redis_server() -> str:
     finally:
         connection.close()
     return url
+
+
+@pytest.fixture
+def restore_signals() -> Iterator[None]:
+    # An RQ worker takes over SIGINT/SIGTERM; give them back so Ctrl-C still stops pytest.
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
 
 
 @pytest.fixture

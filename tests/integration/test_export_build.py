@@ -12,7 +12,6 @@ import io
 import json
 import os
 import re
-import signal
 import zipfile
 from collections.abc import Callable, Iterator
 from datetime import date, timedelta
@@ -686,15 +685,6 @@ def test_deleting_a_persons_exports_removes_every_file(app: Flask) -> None:
 
 
 # --- Redis and RQ -----------------------------------------------------------------------------
-
-
-@pytest.fixture
-def restore_signals() -> Iterator[None]:
-    # An RQ worker takes over SIGINT/SIGTERM; give them back so Ctrl-C still stops pytest.
-    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    yield
-    for sig, handler in saved.items():
-        signal.signal(sig, handler)
 
 
 @pytest.mark.redis

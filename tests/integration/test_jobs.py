@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -229,15 +228,6 @@ def test_requests_process_due_runs_what_is_due(
 
 
 # --- Redis and RQ -----------------------------------------------------------------------------
-
-
-@pytest.fixture
-def restore_signals() -> Iterator[None]:
-    # An RQ worker takes over SIGINT/SIGTERM; give them back so Ctrl-C still stops pytest.
-    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    yield
-    for sig, handler in saved.items():
-        signal.signal(sig, handler)
 
 
 @pytest.mark.redis

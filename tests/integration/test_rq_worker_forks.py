@@ -4,8 +4,7 @@ building its own (half a second a job, measured by bench/soak.py)."""
 from __future__ import annotations
 
 import os
-import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,15 +19,6 @@ from app.services.mail import queue_mail
 from tests.support.databases import dispose_engines
 from tests.support.environment import clear_settings_env
 from tests.support.mailbox import SMTPServer
-
-
-@pytest.fixture
-def restore_signals() -> Iterator[None]:
-    # An RQ worker takes over SIGINT/SIGTERM; give them back so Ctrl-C still stops pytest.
-    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    yield
-    for sig, handler in saved.items():
-        signal.signal(sig, handler)
 
 
 @pytest.mark.redis
