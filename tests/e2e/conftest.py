@@ -60,6 +60,29 @@ class LiveServer:
         return user_id
 
 
+def send_newsletter(server: LiveServer, address: str) -> int:
+    """What the sending system does: a newsletter to a confirmed reader of the newsletter and
+    the offers, with its links. The reader's subscriber id."""
+    from app.extensions import db
+    from app.services import marketing
+
+    with server.app.app_context():
+        marketing.seed_subscriber(address, ("newsletter", "offers"))
+        subscriber = marketing.find_subscriber(address)
+        assert subscriber is not None
+        marketing.queue_marketing_mail(
+            subscriber,
+            "newsletter",
+            "marketing_newsletter",
+            headline="Ten prompts for autumn",
+            paragraphs=["Misty forests, warm lamplight and a fox or two."],
+        )
+        db.session.commit()
+        subscriber_id = subscriber.id
+        db.session.remove()
+    return subscriber_id
+
+
 def _compile_translations(project_root: Path) -> str | None:
     """Compile the catalogs (`.mo` files are not committed); the problem, if any, as text."""
     catalogs = project_root / "translations"

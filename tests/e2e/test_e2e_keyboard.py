@@ -21,6 +21,7 @@ from tests.e2e.conftest import (
     DEMO_PASSWORD,
     LiveServer,
     Visitor,
+    send_newsletter,
     serve_app,
     visitors_of,
 )
@@ -163,20 +164,7 @@ def test_unsubscribe_from_a_marketing_email_link_by_keyboard(
     from app.services import marketing
 
     address = "keyboard-reader@example.org"
-    with keyboard_site.app.app_context():
-        marketing.seed_subscriber(address, ("newsletter", "offers"))
-        subscriber = marketing.find_subscriber(address)
-        assert subscriber is not None
-        marketing.queue_marketing_mail(
-            subscriber,
-            "newsletter",
-            "marketing_newsletter",
-            headline="Ten prompts for autumn",
-            paragraphs=["Misty forests, warm lamplight and a fox or two."],
-        )
-        db.session.commit()
-        subscriber_id = subscriber.id
-        db.session.remove()
+    subscriber_id = send_newsletter(keyboard_site, address)
 
     visitor = visit_keyboard()
     page = visitor.page

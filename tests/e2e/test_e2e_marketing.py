@@ -13,6 +13,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.axe import assert_no_axe_violations
+from tests.e2e.conftest import send_newsletter
 from tests.support.mailbox import outbox_messages_to, plain_text
 
 pytestmark = pytest.mark.e2e
@@ -31,23 +32,7 @@ def _link(live_server, message: EmailMessage, path: str) -> str:
 
 
 def _send_newsletter(live_server, address: str) -> EmailMessage:
-    """What the sending system does: a newsletter to a confirmed reader, with its links."""
-    from app.extensions import db
-    from app.services import marketing
-
-    with live_server.app.app_context():
-        marketing.seed_subscriber(address, ("newsletter", "offers"))
-        subscriber = marketing.find_subscriber(address)
-        assert subscriber is not None
-        marketing.queue_marketing_mail(
-            subscriber,
-            "newsletter",
-            "marketing_newsletter",
-            headline="Ten prompts for autumn",
-            paragraphs=["Misty forests, warm lamplight and a fox or two."],
-        )
-        db.session.commit()
-        db.session.remove()
+    send_newsletter(live_server, address)
     (message,) = _messages_to(live_server, address)
     return message
 
