@@ -244,9 +244,9 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
-def sweep(env: dict[str, str]) -> None:
-    done = subprocess.run(
-        [str(VENV_BIN / "flask"), "--app", "wsgi", "requests", "process-due"],
+def flask_command(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(VENV_BIN / "flask"), "--app", "wsgi", *args],
         cwd=PROJECT,
         env=env,
         check=False,
@@ -254,6 +254,10 @@ def sweep(env: dict[str, str]) -> None:
         text=True,
         timeout=300,
     )
+
+
+def sweep(env: dict[str, str]) -> None:
+    done = flask_command(env, "requests", "process-due")
     if done.returncode != 0:
         raise RuntimeError(f"process-due failed:\n{done.stdout}{done.stderr[-3000:]}")
 
@@ -721,15 +725,7 @@ def check_database(app: Any, record: Record, data_dir: Path) -> list[Check]:
 
 
 def audit_verify(env: dict[str, str]) -> Check:
-    done = subprocess.run(
-        [str(VENV_BIN / "flask"), "--app", "wsgi", "audit", "verify"],
-        cwd=PROJECT,
-        env=env,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = flask_command(env, "audit", "verify")
     return Check("audit chain verifies", done.returncode == 0, (done.stdout + done.stderr).strip())
 
 
