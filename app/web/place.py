@@ -43,6 +43,11 @@ def reader_jurisdiction() -> Jurisdiction:
     return reader_place().jurisdiction
 
 
+def reader_place_name() -> str | None:
+    """ "Germany", "California, United States": what the footer's "Your region" names."""
+    return jurisdiction_name(reader_jurisdiction().code)
+
+
 def choose_place(country: str | None, region: str | None) -> None:
     """Remember a visitor's own choice for this browser; no country forgets it."""
     if country:

@@ -7,7 +7,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from app.web.place import choose_place, chosen_place, jurisdiction_name, reader_place
+from app.web.place import choose_place, chosen_place, reader_place, reader_place_name
 from app.web.profile import PlaceForm
 
 bp = Blueprint("region", __name__, url_prefix="/region")
@@ -15,20 +15,11 @@ bp = Blueprint("region", __name__, url_prefix="/region")
 
 @bp.app_context_processor
 def _your_region() -> dict[str, object]:
-    return {"your_region": lambda: jurisdiction_name(reader_place().jurisdiction.code)}
+    return {"your_region": reader_place_name}
 
 
 def _page(form: PlaceForm, status: int = 200) -> tuple[str, int]:
-    place = reader_place()
-    return (
-        render_template(
-            "region/index.html",
-            form=form,
-            place=place,
-            place_name=jurisdiction_name(place.jurisdiction.code),
-        ),
-        status,
-    )
+    return render_template("region/index.html", form=form, place=reader_place()), status
 
 
 @bp.get("")
@@ -48,6 +39,5 @@ def choose() -> Response | tuple[str, int]:
     if not form.validate_on_submit():
         return _page(form, status=400)
     choose_place(form.country.data, form.region.data)
-    place_name = jurisdiction_name(reader_place().jurisdiction.code)
-    flash(_("Your region is now %(place)s.", place=place_name), "success")
+    flash(_("Your region is now %(place)s.", place=reader_place_name()), "success")
     return redirect(url_for("region.index"), 303)
