@@ -8,11 +8,12 @@ Layout (also described in the README and in the archive's own index.html):
     media/<category>/<name>     the original files, byte for byte
     manifest.json               path, size and SHA-256 of every other file, written last
 
-Rows are read in keyset batches on the category's (user, time, id) index and written as they
-come; the CSV of a category is written to an unnamed temporary file beside the archive while its
-JSON is streamed into the ZIP (a ZIP takes one entry at a time), then copied in. Media files are
-copied in 1 MiB chunks, stored without compression (images are compressed already). Every entry
-is hashed as it is written, so the manifest needs no second pass over the data.
+Rows are read in keyset batches on the category's (user, time, id) index and encoded as they
+come, into two unnamed spool files (JSON and CSV). A writer process (archive_writer.py,
+zip_writer.py) owns the ZIP: it copies the media files each batch names, stored without
+compression (images are compressed already), while this process goes on with the records, and
+compresses each category's JSON and CSV in when they are complete. Every entry is hashed as it
+is written, so the manifest needs no second pass over the data.
 
 Only the fields the data map marks `exported` are ever selected: hidden fields (password hashes,
 payment tokens) never leave the database, so they cannot end up in a file by mistake.
@@ -21,21 +22,16 @@ payment tokens) never leave the database, so they cannot end up in a file by mis
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
-import os
 import re
-import tempfile
 import unicodedata
-import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from flask import current_app, render_template
 from flask_babel import force_locale, get_locale
@@ -47,12 +43,11 @@ from sqlalchemy.types import TypeEngine
 from app.datamap import Category, get_datamap
 from app.extensions import db
 from app.services import media
+from app.services.archive_writer import ArchiveWriter
 from app.services.records import is_single_record, start_of_day
 
 SCHEMA_VERSION = 1
 BATCH_SIZE = 1000
-COPY_CHUNK = 1024 * 1024
-WRITEBACK_BYTES = 32 * 1024 * 1024
 MAX_NAME_BYTES = 120  # of a media file's own name: well under every file system's 255
 INDEX_TEMPLATE = "exports/archive_index.html"
 CSV_ENCODING = "utf-8-sig"  # a byte-order mark, so spreadsheet programs read UTF-8 right
@@ -143,24 +138,6 @@ def record_shape(category: Category) -> RecordShape:
 
 
 # --- writers ----------------------------------------------------------------------------------
-
-
-class HashingSink:
-    """Counts and hashes the bytes on their way to the real file."""
-
-    def __init__(self, target: IO[bytes]) -> None:
-        self.target = target
-        self.size = 0
-        self._digest = hashlib.sha256()
-
-    def write(self, data: bytes) -> None:
-        self._digest.update(data)
-        self.size += len(data)
-        self.target.write(data)
-
-    @property
-    def sha256(self) -> str:
-        return self._digest.hexdigest()
 
 
 class JsonRecordsWriter:
@@ -394,131 +371,38 @@ class ArchiveResult:
     sha256: str  # of the whole archive file
 
 
-class _Zip:
-    """A ZIP on disk whose every entry is hashed as written, for the manifest.
-
-    The manifest's lines wait in an unnamed temporary file rather than in a list, so memory
-    does not grow with the number of files (zipfile itself keeps one small ZipInfo per entry
-    for the central directory, which it writes at the end).
-    """
-
-    def __init__(self, path: Path, generated_at: datetime, manifest_lines: IO[bytes]) -> None:
-        self.date_time = generated_at.timetuple()[:6]
-        self.listed = 0
-        self.manifest_lines = manifest_lines
-        self.file = path.open("wb")
-        # zipfile sees a stream it cannot seek in, so it writes strictly front to back (sizes
-        # go in data descriptors): the archive's own hash is taken on the way to disk rather
-        # than by reading the whole file back afterwards.
-        self.stream = _ForwardOnly(self.file)
-        self.zip = zipfile.ZipFile(self.stream, "w", allowZip64=True)
-        self.temp_dir = path.parent  # for the build's other temporary files: same disk
-
-    @contextmanager
-    def entry(
-        self, name: str, *, compress: bool = True, size: int | None = None
-    ) -> Iterator[HashingSink]:
-        info = zipfile.ZipInfo(name, date_time=self.date_time)
-        info.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
-        info.external_attr = 0o644 << 16
-        if size is not None:
-            info.file_size = size
-        # Unknown size: ZIP64 headers from the start, so an entry may grow past 4 GiB.
-        with self.zip.open(info, "w", force_zip64=size is None) as raw:
-            sink = HashingSink(raw)
-            yield sink
-        line = _encode({"path": name, "size": sink.size, "sha256": sink.sha256})
-        self.manifest_lines.write(((",\n  " if self.listed else "  ") + line).encode("utf-8"))
-        self.listed += 1
-
-    def close(self) -> None:
-        try:
-            self.zip.close()
-            self.file.flush()
-            os.fsync(self.file.fileno())  # on disk before the caller renames it into place
-        finally:
-            self.file.close()
-
-
-class _ForwardOnly(HashingSink):
-    """The archive file as a plain stream: no seek or tell, hashed and counted as written.
-
-    Every WRITEBACK_BYTES it asks the kernel to start writing what came so far to disk, so
-    the fsync before the rename (which stays: it is what makes READY safe) finds little left
-    to do, instead of hundreds of megabytes at once at the very end.
-    """
-
-    def __init__(self, target: IO[bytes]) -> None:
-        super().__init__(target)
-        self._written_back = 0
-
-    def write(self, data: bytes) -> int:  # type: ignore[override]
-        super().write(data)
-        if self.size - self._written_back >= WRITEBACK_BYTES:
-            self._start_writeback()
-        return len(data)  # zipfile keeps its own offset from this
-
-    def _start_writeback(self) -> None:
-        self.target.flush()
-        if hasattr(os, "posix_fadvise"):  # not on macOS; the final fsync does it all there
-            # On Linux, DONTNEED starts writing the range back without waiting for it; pages
-            # not yet on disk stay in memory (and whatever is already written may be dropped:
-            # the archive is read once, when it is downloaded).
-            length = self.size - self._written_back
-            os.posix_fadvise(
-                self.target.fileno(), self._written_back, length, os.POSIX_FADV_DONTNEED
-            )
-        self._written_back = self.size
-
-    def flush(self) -> None:
-        self.target.flush()
-
-
-def copy_media_file(archive: _Zip, name: str, source: Path) -> bool:
-    """Copy one stored file into the archive as it is; False if it is no longer there."""
-    try:
-        handle = source.open("rb")
-    except FileNotFoundError:
-        return False
-    size = os.fstat(handle.fileno()).st_size
-    with handle, archive.entry(name, compress=False, size=size) as sink:
-        while chunk := handle.read(COPY_CHUNK):
-            sink.write(chunk)
-    return True
-
-
-class _Counter:
-    def __init__(self, report: Progress) -> None:
-        self.done = 0
-        self.report = report
-
-    def add(self, number: int) -> None:
-        self.done += number
-        self.report(self.done)
-
-
 def write_archive(target: Path, request: ArchiveRequest, on_progress: Progress) -> ArchiveResult:
-    """Write the whole archive to `target` (which the caller then moves into place)."""
-    progress = _Counter(on_progress)
-    # Unnamed temporary files beside the archive: gone when closed, even after a crash.
-    with (
-        force_locale(request.locale),
-        tempfile.TemporaryFile(dir=target.parent) as media_list,
-        tempfile.TemporaryFile(dir=target.parent) as manifest_lines,
-    ):
-        archive = _Zip(target, request.generated_at, manifest_lines)
-        try:
-            contents = [
-                _write_category(archive, category, request, media_list, progress)
-                for category in request.categories
-            ]
-            media_files = _copy_media(archive, media_list, progress)
-            _write_index(archive, request, contents)
-            _write_manifest(archive, request)
-        finally:
-            archive.close()
+    """Write the whole archive to `target` (which the caller then moves into place).
+
+    This process reads and encodes the records while a writer process (archive_writer.py)
+    copies the media files they name into the ZIP, so the two halves of the work overlap.
+    """
+    with force_locale(request.locale), ArchiveWriter(target, request.generated_at) as writer:
+        progress = _Progress(on_progress, writer)
+        # Categories with files first, so the writer copies them while the rest is encoded.
+        files_first = sorted(request.categories, key=lambda category: not category.file_column)
+        written = {c.key: _write_category(writer, c, request, progress) for c in files_first}
+        contents = [written[category.key] for category in request.categories]
+        _write_index(writer, request, contents)
+        result = writer.finish(_manifest(request), on_media=progress.media)
     counts = {c.category.key: c.count for c in contents}
-    return ArchiveResult(counts, media_files, archive.stream.size, archive.stream.sha256)
+    return ArchiveResult(counts, result.media_copied, result.byte_size, result.sha256)
+
+
+class _Progress:
+    """Records encoded here plus media files the writer has copied, as one number."""
+
+    def __init__(self, report: Progress, writer: ArchiveWriter) -> None:
+        self.report = report
+        self.writer = writer
+        self.records = 0
+
+    def add_records(self, number: int) -> None:
+        self.records += number
+        self.report(self.records + self.writer.media_done)
+
+    def media(self, media_done: int) -> None:
+        self.report(self.records + media_done)
 
 
 def _header(category: Category, request: ArchiveRequest, fields: Sequence[str]) -> dict[str, Any]:
@@ -533,11 +417,7 @@ def _header(category: Category, request: ArchiveRequest, fields: Sequence[str]) 
 
 
 def _write_category(
-    archive: _Zip,
-    category: Category,
-    request: ArchiveRequest,
-    media_list: IO[bytes],
-    progress: _Counter,
+    writer: ArchiveWriter, category: Category, request: ArchiveRequest, progress: _Progress
 ) -> CategoryContents:
     naming = file_naming(category) if category.file_column else None
     shape = record_shape(category)
@@ -549,45 +429,31 @@ def _write_category(
         csv_path=f"data/{category.key}.csv",
         media_folder=f"media/{category.key}/" if naming else None,
     )
-    # The CSV waits in an unnamed file on the same disk (gone on close, even after a crash).
-    with tempfile.TemporaryFile(dir=archive.temp_dir) as csv_file:
+    with (
+        writer.spooled("json", contents.json_path) as json_file,
+        writer.spooled("csv", contents.csv_path) as csv_file,
+    ):
+        json_writer = JsonRecordsWriter(json_file, _header(category, request, fields))
         csv_writer = CsvRowsWriter(csv_file, fields)
-        with archive.entry(contents.json_path) as json_sink:
-            json_writer = JsonRecordsWriter(json_sink, _header(category, request, fields))
-            for rows in row_batches(category, request.user_id, request.date_from, request.date_to):
-                records, cells = _convert(
-                    rows,
-                    category,
-                    shape=shape,
-                    naming=naming,
-                    media_list=media_list,
-                    contents=contents,
-                )
-                json_writer.write_batch(records)
-                csv_writer.write_rows(cells)
-                progress.add(len(records))
-            json_writer.close()
-        contents.count = json_writer.count
-        csv_file.seek(0)
-        with archive.entry(contents.csv_path) as sink:
-            while chunk := csv_file.read(COPY_CHUNK):
-                sink.write(chunk)
+        for rows in row_batches(category, request.user_id, request.date_from, request.date_to):
+            records, cells, files = _convert(rows, category, shape=shape, naming=naming)
+            writer.copy_media(files)
+            contents.media_files += len(files)
+            json_writer.write_batch(records)
+            csv_writer.write_rows(cells)
+            progress.add_records(len(records))
+        json_writer.close()
+    contents.count = json_writer.count
     return contents
 
 
 def _convert(
-    rows: Sequence[Any],
-    category: Category,
-    *,
-    shape: RecordShape,
-    naming: FileNaming | None,
-    media_list: IO[bytes],
-    contents: CategoryContents,
-) -> tuple[list[dict[str, Any]], list[list[Any]]]:
-    """A batch of rows as JSON records and CSV rows; notes each file to copy afterwards."""
+    rows: Sequence[Any], category: Category, *, shape: RecordShape, naming: FileNaming | None
+) -> tuple[list[dict[str, Any]], list[list[Any]], list[tuple[str, str]]]:
+    """A batch of rows as JSON records and CSV rows, and the files they name (to copy)."""
     fields, width = shape.fields, len(shape.fields)
     records, cells = [], []
-    noted = []
+    files = []
     for row in rows:
         values = list(row[2 : 2 + width])  # after _id and _time, see _columns
         for position, convert in shape.to_json:
@@ -599,29 +465,14 @@ def _convert(
             path = media_path(category, naming, row)
             source = media.path_for(row._file)
             if source.is_file():
-                noted.append(f"{source}\t{path}\n")
+                files.append((str(source), path))
             else:  # gone from the store: the record says so rather than naming a missing file
                 path = None
             record["file"] = path
             values.append(path)
         records.append(record)
         cells.append(values)
-    if noted:
-        media_list.write("".join(noted).encode())
-        contents.media_files += len(noted)
-    return records, cells
-
-
-def _copy_media(archive: _Zip, media_list: IO[bytes], progress: _Counter) -> int:
-    """The files noted while the records were written, so both always agree."""
-    media_list.seek(0)
-    copied = 0
-    for line in media_list:
-        source, _tab, name = line.decode().rstrip("\n").partition("\t")
-        if copy_media_file(archive, name, Path(source)):
-            copied += 1
-        progress.add(1)
-    return copied
+    return records, cells, files
 
 
 def _country_name(code: str) -> str:
@@ -646,7 +497,9 @@ def _rights() -> list[tuple[str, Any, Any]]:
     return [(right.key, right.title, right.text) for right in RIGHTS]
 
 
-def _write_index(archive: _Zip, request: ArchiveRequest, contents: list[CategoryContents]) -> None:
+def _write_index(
+    writer: ArchiveWriter, request: ArchiveRequest, contents: list[CategoryContents]
+) -> None:
     from app.services.notice import notice_facts  # noqa: PLC0415
 
     datamap = get_datamap()
@@ -664,8 +517,8 @@ def _write_index(archive: _Zip, request: ArchiveRequest, contents: list[Category
         field_label=_field_label,
         privacy_center_url=current_app.config["SETTINGS"].base_url,
     )
-    with archive.entry("index.html") as sink:
-        sink.write(html.encode("utf-8"))
+    with writer.spooled("json", "index.html") as file:
+        file.write(html.encode("utf-8"))
 
 
 def app_version() -> str:
@@ -675,8 +528,9 @@ def app_version() -> str:
         return "0.1.0"
 
 
-def _write_manifest(archive: _Zip, request: ArchiveRequest) -> None:
-    manifest = {
+def _manifest(request: ArchiveRequest) -> dict[str, Any]:
+    """manifest.json but its `files`, which the writer adds: every entry with its SHA-256."""
+    return {
         "schema_version": SCHEMA_VERSION,
         "app_version": app_version(),
         "user_id": request.user_id,
@@ -684,15 +538,4 @@ def _write_manifest(archive: _Zip, request: ArchiveRequest) -> None:
         "categories": [c.key for c in request.categories],
         "date_from": json_value(request.date_from),
         "date_to": json_value(request.date_to),
-        "files": [],
     }
-    # One file per line: readable, whatever the number of files.
-    head = json.dumps(manifest, ensure_ascii=False, indent=1)
-    assert head.endswith('"files": []\n}')
-    lines = archive.manifest_lines
-    lines.seek(0)
-    with archive.entry("manifest.json") as sink:
-        sink.write((head[: -len("[]\n}")] + "[\n").encode("utf-8"))
-        while chunk := lines.read(COPY_CHUNK):
-            sink.write(chunk)
-        sink.write(b"\n ]\n}\n")

@@ -13,7 +13,7 @@ import json
 import os
 import re
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,7 @@ from app.models import (
     User,
     utcnow,
 )
-from app.services import archive, exports, media
+from app.services import archive, archive_writer, exports, media
 from app.services.archive import category_conditions, json_value
 from app.services.demo import seed_demo
 from tests.support.rq_worker import run_rq_worker_burst
@@ -455,68 +455,73 @@ def test_the_estimate_counts_what_the_archive_will_hold(app: Flask) -> None:
 @pytest.mark.app_settings(jobs_mode="inline")
 def test_progress_is_reported_while_building(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
     demo, _demo2 = _seed(app)
-    monkeypatch.setattr(exports, "PROGRESS_INTERVAL_ITEMS", 50)
+    monkeypatch.setattr(exports, "PROGRESS_INTERVAL_ITEMS", 20)
     seen: list[int] = []
-    real_copy = archive.copy_media_file
 
-    def watching(*args: Any) -> bool:
-        seen.append(db.session.scalars(select(Export.progress)).one())
-        return real_copy(*args)
+    class Watching(exports._Progress):
+        def __call__(self, done: int) -> None:
+            super().__call__(done)
+            seen.append(db.session.scalars(select(Export.progress)).one())
 
-    monkeypatch.setattr(archive, "copy_media_file", watching)
+    monkeypatch.setattr(exports, "_Progress", Watching)
     with app.app_context():
         export = _export(_request(demo))
         assert export.status == Export.READY
         assert export.progress == 100
     assert seen == sorted(seen)
-    assert seen[0] > 0
-    assert seen[-1] < 100
+    assert any(0 < percent < 99 for percent in seen)
+    # The last figure counts the media files too, which the writer process reports.
+    assert seen[-1] == 99
 
 
 # --- crashes ----------------------------------------------------------------------------------
 
 
-class _DiskFullError(OSError):
-    pass
+FAULTY_WRITER = Path(__file__).resolve().parents[1] / "support" / "faulty_archive_writer.py"
 
 
 @pytest.fixture
-def failing_copy(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, int]]:
-    """Media copies fail after `state["after"]` files (set it to -1 to let them all pass)."""
-    state = {"after": 5, "copied": 0}
-    real_copy = archive.copy_media_file
+def faulty_writer(monkeypatch: pytest.MonkeyPatch) -> Callable[[str | None], None]:
+    """Start the archive writer with a fault after 5 media files ("fail" or "die"), or none."""
 
-    def flaky(*args: Any) -> bool:
-        if 0 <= state["after"] <= state["copied"]:
-            raise _DiskFullError("No space left on device: /srv/demo@example.com")
-        state["copied"] += 1
-        return real_copy(*args)
+    def use(fault: str | None) -> None:
+        command = [*archive_writer.WRITER_COMMAND[:3], str(FAULTY_WRITER), f"--{fault}-after", "5"]
+        if fault is None:
+            monkeypatch.undo()
+        else:
+            monkeypatch.setattr(archive_writer, "WRITER_COMMAND", command)
 
-    monkeypatch.setattr(archive, "copy_media_file", flaky)
-    yield state
+    return use
 
 
+@pytest.mark.parametrize(
+    ("fault", "error"),
+    [
+        ("fail", "ArchiveWriterError: OSError: [Errno 28] No space left on device"),
+        ("die", "ArchiveWriterError: the writer stopped (killed by signal 9)"),
+    ],
+)
 @pytest.mark.app_settings(jobs_mode="inline")
 def test_a_build_that_fails_midway_leaves_nothing_to_download_and_finishes_on_retry(
-    app: Flask, failing_copy: dict[str, int]
+    app: Flask, faulty_writer: Callable[[str | None], None], fault: str, error: str
 ) -> None:
     demo, _demo2 = _seed(app)
+    faulty_writer(fault)
     with app.app_context():
         export_id = _request(demo)  # the first attempt runs, and fails, during the commit
         export = _export(export_id)
-        assert failing_copy["copied"] == 5
         assert export.status == Export.QUEUED
         assert exports.export_file_path(export) is None
         job = _job_for(export_id)
         assert job.status == Job.QUEUED
-        assert job.last_error is not None and job.last_error.startswith("_DiskFullError")
+        assert job.last_error is not None and job.last_error.startswith(error)
         assert _archives(app) == []
         assert _temp_files(app) == []
 
         # A crashed process may still leave a half-written file; the retry replaces it.
         exports.temp_dir().mkdir(parents=True, exist_ok=True)
         exports.temp_path(export_id).write_bytes(b"PK\x03\x04 half an archive")
-        failing_copy["after"] = -1
+        faulty_writer(None)
         job.run_after = utcnow() - timedelta(seconds=1)
         db.session.commit()
         assert run_due_jobs() == 1
@@ -532,10 +537,46 @@ def test_a_build_that_fails_midway_leaves_nothing_to_download_and_finishes_on_re
 
 
 @pytest.mark.app_settings(jobs_mode="inline")
-def test_the_last_failed_attempt_marks_the_export_failed_without_personal_data(
-    app: Flask, failing_copy: dict[str, int]
+def test_a_failure_while_encoding_stops_the_writer_process(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     demo, _demo2 = _seed(app)
+    writers: list[archive_writer.ArchiveWriter] = []
+    real_convert = archive._convert
+    with_files: list[str] = []
+
+    class Recorded(archive_writer.ArchiveWriter):
+        def __init__(self, *args: Any) -> None:
+            super().__init__(*args)
+            writers.append(self)
+
+    def convert_then_fail(*args: Any, **kwargs: Any) -> Any:
+        if kwargs["naming"] is not None:
+            with_files.append(args[1].key)
+            if len(with_files) == 2:  # the writer has media files to copy by now
+                raise ConnectionResetError("the database went away")
+        return real_convert(*args, **kwargs)
+
+    monkeypatch.setattr(archive, "ArchiveWriter", Recorded)
+    monkeypatch.setattr(archive, "_convert", convert_then_fail)
+    with app.app_context():
+        export_id = _request(demo)
+        job = _job_for(export_id)
+        assert job.last_error is not None and job.last_error.startswith("ConnectionResetError")
+        assert _export(export_id).status == Export.QUEUED
+    (writer,) = writers
+    assert writer.process.returncode is not None  # stopped and reaped: no orphan, no zombie
+    assert all(spool.closed for spool in writer.spools.values())
+    assert _archives(app) == []
+    assert _temp_files(app) == []
+
+
+@pytest.mark.app_settings(jobs_mode="inline")
+def test_the_last_failed_attempt_marks_the_export_failed_without_personal_data(
+    app: Flask, faulty_writer: Callable[[str | None], None]
+) -> None:
+    demo, _demo2 = _seed(app)
+    faulty_writer("fail")
     with app.app_context():
         export = exports.request_export(demo, [], None, None)
         db.session.flush()
@@ -543,7 +584,7 @@ def test_the_last_failed_attempt_marks_the_export_failed_without_personal_data(
         db.session.commit()
         export = _export(export.id)
         assert export.status == Export.FAILED
-        assert export.error == "The archive could not be built (_DiskFullError)."
+        assert export.error == "The archive could not be built (ArchiveWriterError)."
         assert export.finished_at is not None
         assert exports.export_file_path(export) is None
         assert _job_for(export.id).status == Job.FAILED

@@ -17,7 +17,6 @@ from app.datamap import DataMap, load_datamap
 from app.services.archive import (
     MAX_NAME_BYTES,
     CsvRowsWriter,
-    HashingSink,
     JsonRecordsWriter,
     csv_cell,
     file_naming,
@@ -25,6 +24,7 @@ from app.services.archive import (
     media_path,
     safe_filename,
 )
+from app.services.zip_writer import HashingSink
 
 AWKWARD_TEXTS = [
     "a watercolor fox in a misty forest at dawn 🦊",
