@@ -15,6 +15,7 @@ crash of either process.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -65,13 +66,18 @@ class ArchiveWriter:
         self.media_done = 0  # updated by the reader thread as the writer reports
         self._outcome: dict[str, Any] = {}
         self._errors = _unnamed_file(target.parent)
-        self.process = subprocess.Popen(  # noqa: S603 -- our own script, no shell
-            [*WRITER_COMMAND, str(target), generated_at.isoformat()],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._errors,
-            pass_fds=[spool.fileno() for spool in self.spools.values()],
-        )
+        try:
+            self.process = subprocess.Popen(  # noqa: S603 -- our own script, no shell
+                [*WRITER_COMMAND, str(target), generated_at.isoformat()],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self._errors,
+                pass_fds=[spool.fileno() for spool in self.spools.values()],
+            )
+        except BaseException:
+            for file in (*self.spools.values(), self._errors):
+                file.close()
+            raise
         self._reader = threading.Thread(target=self._read_reports, daemon=True)
         self._reader.start()
 
@@ -146,6 +152,6 @@ class ArchiveWriter:
         status = self.process.returncode
         if status != 0 or "done" not in self._outcome:
             how = f"killed by signal {-status}" if status < 0 else f"exit status {status}"
-            self._errors.seek(0)
-            said = self._errors.read(2000).decode("utf-8", "replace").strip().splitlines()
+            self._errors.seek(max(0, self._errors.seek(0, os.SEEK_END) - 2000))  # the last words
+            said = self._errors.read().decode("utf-8", "replace").strip().splitlines()
             raise ArchiveWriterError(f"the writer stopped ({how}) {said[-1] if said else ''}")

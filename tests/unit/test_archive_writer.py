@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import sys
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from app.services import archive_writer
 from app.services.archive_writer import ArchiveWriter, ArchiveWriterError
 from app.services.zip_writer import run_writer
 
@@ -112,3 +114,17 @@ def test_input_that_ends_before_finish_leaves_no_central_directory(tmp_path: Pat
     assert target.stat().st_size > sum(len(c) for c in files.values())  # the copies were made
     with pytest.raises(zipfile.BadZipFile):
         zipfile.ZipFile(target)
+
+
+def test_a_writer_that_dies_without_a_word_is_reported_with_its_last_error_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    crash = "import sys; sys.stderr.write('noise\\n' * 1000 + 'MemoryError\\n'); sys.exit(3)"
+    monkeypatch.setattr(archive_writer, "WRITER_COMMAND", [sys.executable, "-I", "-S", "-c", crash])
+    with ArchiveWriter(tmp_path / "archive.zip", GENERATED_AT) as writer:
+        writer.process.wait()
+        with pytest.raises(
+            ArchiveWriterError, match=r"^the writer stopped \(exit status 3\) MemoryError$"
+        ):
+            writer.copy_media([(str(tmp_path / "x"), "media/x")] * 20000)
+    assert not (tmp_path / "archive.zip").exists()
