@@ -378,7 +378,7 @@ def write_archive(target: Path, request: ArchiveRequest, on_progress: Progress) 
     copies the media files they name into the ZIP, so the two halves of the work overlap.
     """
     with force_locale(request.locale), ArchiveWriter(target, request.generated_at) as writer:
-        progress = _Progress(on_progress, writer)
+        progress = _ItemsDone(on_progress, writer)
         # Categories with files first, so the writer copies them while the rest is encoded.
         files_first = sorted(request.categories, key=lambda category: not category.file_column)
         written = {c.key: _write_category(writer, c, request, progress) for c in files_first}
@@ -389,7 +389,7 @@ def write_archive(target: Path, request: ArchiveRequest, on_progress: Progress) 
     return ArchiveResult(counts, result.media_copied, result.byte_size, result.sha256)
 
 
-class _Progress:
+class _ItemsDone:
     """Records encoded here plus media files the writer has copied, as one number."""
 
     def __init__(self, report: Progress, writer: ArchiveWriter) -> None:
@@ -417,7 +417,7 @@ def _header(category: Category, request: ArchiveRequest, fields: Sequence[str]) 
 
 
 def _write_category(
-    writer: ArchiveWriter, category: Category, request: ArchiveRequest, progress: _Progress
+    writer: ArchiveWriter, category: Category, request: ArchiveRequest, progress: _ItemsDone
 ) -> CategoryContents:
     naming = file_naming(category) if category.file_column else None
     shape = record_shape(category)
