@@ -22,9 +22,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def flask(env: dict[str, str], *args: str, timeout: float) -> None:
-    started = time.perf_counter()
-    done = subprocess.run(
+def flask_command(
+    env: dict[str, str], *args: str, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """`flask --app wsgi ARGS` in the project, with its output captured; never raises on failure."""
+    return subprocess.run(
         [str(VENV_BIN / "flask"), "--app", "wsgi", *args],
         cwd=PROJECT,
         env=env,
@@ -33,6 +35,11 @@ def flask(env: dict[str, str], *args: str, timeout: float) -> None:
         capture_output=True,
         text=True,
     )
+
+
+def flask(env: dict[str, str], *args: str, timeout: float) -> None:
+    started = time.perf_counter()
+    done = flask_command(env, *args, timeout=timeout)
     if done.returncode != 0:
         raise RuntimeError(f"flask {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
     print(f"  flask {' '.join(args)}: {time.perf_counter() - started:.1f} s", flush=True)

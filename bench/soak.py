@@ -65,7 +65,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from serving import PROJECT, VENV_BIN, flask, free_port, start_gunicorn, stop, wait_until_up
+from serving import (
+    PROJECT,
+    VENV_BIN,
+    flask,
+    flask_command,
+    free_port,
+    start_gunicorn,
+    stop,
+    wait_until_up,
+)
 
 sys.path.insert(0, str(PROJECT))
 
@@ -242,18 +251,6 @@ def _descendants(pid: int) -> list[int]:
             found.append(child)
             todo.append(child)
     return found
-
-
-def flask_command(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(VENV_BIN / "flask"), "--app", "wsgi", *args],
-        cwd=PROJECT,
-        env=env,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def sweep(env: dict[str, str]) -> None:

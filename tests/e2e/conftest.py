@@ -60,9 +60,25 @@ class LiveServer:
         return user_id
 
 
+def queue_newsletter(subscriber: Any) -> None:
+    """What the sending system does: this issue of the newsletter, with its links, queued and
+    committed (inside an app context)."""
+    from app.extensions import db
+    from app.services import marketing
+
+    marketing.queue_marketing_mail(
+        subscriber,
+        "newsletter",
+        "marketing_newsletter",
+        headline="Ten prompts for autumn",
+        paragraphs=["Misty forests, warm lamplight and a fox or two."],
+    )
+    db.session.commit()
+
+
 def send_newsletter(server: LiveServer, address: str) -> int:
-    """What the sending system does: a newsletter to a confirmed reader of the newsletter and
-    the offers, with its links. The reader's subscriber id."""
+    """The newsletter to a confirmed reader of the newsletter and the offers. The reader's
+    subscriber id."""
     from app.extensions import db
     from app.services import marketing
 
@@ -70,14 +86,7 @@ def send_newsletter(server: LiveServer, address: str) -> int:
         marketing.seed_subscriber(address, ("newsletter", "offers"))
         subscriber = marketing.find_subscriber(address)
         assert subscriber is not None
-        marketing.queue_marketing_mail(
-            subscriber,
-            "newsletter",
-            "marketing_newsletter",
-            headline="Ten prompts for autumn",
-            paragraphs=["Misty forests, warm lamplight and a fox or two."],
-        )
-        db.session.commit()
+        queue_newsletter(subscriber)
         subscriber_id = subscriber.id
         db.session.remove()
     return subscriber_id

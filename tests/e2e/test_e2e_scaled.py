@@ -29,7 +29,14 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 from app.config import PROJECT_ROOT
-from tests.e2e.conftest import DEMO_EMAIL, DEMO_PASSWORD, TIMEOUT_MS, PageWatch, Visitor
+from tests.e2e.conftest import (
+    DEMO_EMAIL,
+    DEMO_PASSWORD,
+    TIMEOUT_MS,
+    PageWatch,
+    Visitor,
+    queue_newsletter,
+)
 from tests.support.environment import SETTINGS_ENV
 from tests.support.mailbox import Received, SMTPServer, free_port
 
@@ -258,7 +265,6 @@ def _send_newsletter(topology: Topology) -> Received:
     """What the sending system does, through the topology: queued on Redis, sent by the RQ
     worker to the SMTP server."""
     from app import create_app
-    from app.extensions import db
     from app.services import marketing
     from tests.support.databases import dispose_engines
 
@@ -279,14 +285,7 @@ def _send_newsletter(topology: Topology) -> Received:
     with app.app_context():
         subscriber = marketing.find_subscriber(DEMO_EMAIL)
         assert subscriber is not None, "the demo user is not on the mailing list"
-        marketing.queue_marketing_mail(
-            subscriber,
-            "newsletter",
-            "marketing_newsletter",
-            headline="Ten prompts for autumn",
-            paragraphs=["Misty forests, warm lamplight and a fox or two."],
-        )
-        db.session.commit()
+        queue_newsletter(subscriber)
     dispose_engines(app)
     return topology.mail_to(DEMO_EMAIL, before + 1)[-1]
 

@@ -64,7 +64,7 @@ from app.services.profile import make_token
 from tests.conftest import settings_for_tests
 from tests.support.databases import delete_all_rows, dispose_engines
 from tests.support.requests import confirmation_token, seeded_user
-from tests.support.web import SESSION_COOKIE, csrf_token, login
+from tests.support.web import SESSION_COOKIE, session_and_token
 
 KEYS = ("matrix-platform-key-0123456789",)
 pytestmark = pytest.mark.app_settings(platform_api_keys=KEYS)
@@ -385,13 +385,12 @@ def _sign_in(app: Flask) -> tuple[dict[str, str | None], dict[str, str]]:
     for actor in ACTORS:
         client = app.test_client()
         if actor == ANONYMOUS:
-            tokens[actor] = csrf_token(client, "/login")
+            cookies[actor], tokens[actor] = session_and_token(client)
         else:
-            response = login(client, PEOPLE[actor]["email"], PEOPLE[actor]["password"])
-            assert response.status_code == 303, f"{actor} could not sign in"
-            tokens[actor] = csrf_token(client, "/profile")
-        cookie = client.get_cookie(SESSION_COOKIE)
-        cookies[actor] = cookie.value if cookie else None
+            person = PEOPLE[actor]
+            cookies[actor], tokens[actor] = session_and_token(
+                client, person["email"], person["password"]
+            )
     return cookies, tokens
 
 

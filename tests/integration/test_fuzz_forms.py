@@ -52,7 +52,7 @@ from app.web.requests import EmailRequestForm
 from tests.conftest import DEFAULT_PASSWORD, password_hash, settings_for_tests
 from tests.support.databases import delete_all_rows, dispose_engines
 from tests.support.requests import confirmation_token
-from tests.support.web import SESSION_COOKIE, csrf_token, login
+from tests.support.web import SESSION_COOKIE, session_and_token
 
 ANONYMOUS, PERSON, STAFF = "anonymous", "person", "staff"
 PERSON_EMAIL, STAFF_EMAIL = "fuzz-person@example.com", "fuzz-staff@example.com"
@@ -381,14 +381,9 @@ def _sign_in(app: Flask) -> tuple[dict[str, str | None], dict[str, str]]:
     cookies: dict[str, str | None] = {}
     tokens: dict[str, str] = {}
     for actor, email in ((ANONYMOUS, None), (PERSON, PERSON_EMAIL), (STAFF, STAFF_EMAIL)):
-        client = app.test_client()
-        if email is None:
-            tokens[actor] = csrf_token(client, "/login")
-        else:
-            assert login(client, email, DEFAULT_PASSWORD).status_code == 303, actor
-            tokens[actor] = csrf_token(client, "/profile")
-        cookie = client.get_cookie(SESSION_COOKIE)
-        cookies[actor] = cookie.value if cookie else None
+        cookies[actor], tokens[actor] = session_and_token(
+            app.test_client(), email, DEFAULT_PASSWORD
+        )
     return cookies, tokens
 
 

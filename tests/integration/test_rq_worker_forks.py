@@ -16,9 +16,8 @@ from app.extensions import db
 from app.jobs import RQ_QUEUE_NAME, worker
 from app.models import OutboundMail
 from app.services.mail import queue_mail
-from tests.support.databases import dispose_engines
-from tests.support.environment import clear_settings_env
 from tests.support.mailbox import SMTPServer
+from tests.support.rq_worker import worker_environment
 
 
 @pytest.mark.redis
@@ -54,24 +53,11 @@ def test_forked_jobs_share_the_app_the_worker_built_once(
         return real_create_app(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(app_package, "create_app", noted_create_app)
-    settings = app.config["SETTINGS"]
-    clear_settings_env(monkeypatch)
-    for name, value in {
-        "DATABASE_URL": settings.database_url,
-        "DATA_DIR": str(settings.data_dir),
-        "REDIS_URL": redis_url,
-        "RATE_LIMITS": "false",
-        "SMTP_HOST": smtp_server.host,
-        "SMTP_PORT": str(smtp_server.port),
-    }.items():
-        monkeypatch.setenv(name, value)
-    worker._worker_app.cache_clear()
+    smtp = {"SMTP_HOST": smtp_server.host, "SMTP_PORT": str(smtp_server.port)}
     try:
-        worker.run_rq_worker(app, burst=True)  # the real Worker: one fork per job
+        with worker_environment(app, monkeypatch, redis_url, **smtp):
+            worker.run_rq_worker(app, burst=True)  # the real Worker: one fork per job
     finally:
-        if worker._worker_app.cache_info().currsize:
-            dispose_engines(worker._worker_app())
-        worker._worker_app.cache_clear()
         connection.close()
 
     received = smtp_server.wait_for(3)

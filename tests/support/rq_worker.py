@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from flask import Flask
 from redis import Redis
 from rq import Queue, SimpleWorker
@@ -12,11 +15,12 @@ from tests.support.databases import dispose_engines
 from tests.support.environment import clear_settings_env
 
 
-def run_rq_worker_burst(
-    app: Flask, monkeypatch: object, redis_url: str, queue: Queue, **env: str
-) -> None:
-    """Drain `queue` with a SimpleWorker whose app is built from the environment (plus `env`),
-    as a production worker's is; fails if any job ended in the failed registry."""
+@contextmanager
+def worker_environment(
+    app: Flask, monkeypatch: object, redis_url: str, **env: str
+) -> Iterator[None]:
+    """The environment a production worker builds its app from, pointing at `app`'s database
+    and data folder (plus `env`); the worker's app is built afresh inside and disposed after."""
     settings = app.config["SETTINGS"]
     clear_settings_env(monkeypatch)
     for name, value in {
@@ -28,12 +32,21 @@ def run_rq_worker_burst(
     }.items():
         monkeypatch.setenv(name, value)  # type: ignore[attr-defined]
     worker._worker_app.cache_clear()
-    connection: Redis = queue.connection
     try:
-        rq_worker = SimpleWorker([queue], connection=connection)
-        assert rq_worker.work(burst=True, with_scheduler=False, logging_level="WARNING")
+        yield
     finally:
         if worker._worker_app.cache_info().currsize:
             dispose_engines(worker._worker_app())
         worker._worker_app.cache_clear()
+
+
+def run_rq_worker_burst(
+    app: Flask, monkeypatch: object, redis_url: str, queue: Queue, **env: str
+) -> None:
+    """Drain `queue` with a SimpleWorker whose app is built from the environment (plus `env`),
+    as a production worker's is; fails if any job ended in the failed registry."""
+    connection: Redis = queue.connection
+    with worker_environment(app, monkeypatch, redis_url, **env):
+        rq_worker = SimpleWorker([queue], connection=connection)
+        assert rq_worker.work(burst=True, with_scheduler=False, logging_level="WARNING")
     assert FailedJobRegistry(queue=queue).count == 0

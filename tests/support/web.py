@@ -60,6 +60,21 @@ def login(
     return post_form(client, "/login", data)
 
 
+def session_and_token(
+    client: FlaskClient, email: str | None = None, password: str = ""
+) -> tuple[str | None, str]:
+    """The session cookie and a CSRF token of `client`, signed in as `email` (or not at all),
+    for tests that replay one session in many requests."""
+    if email is None:
+        token = csrf_token(client, "/login")
+    else:
+        response = login(client, email, password)
+        assert response.status_code == 303, f"{email} could not sign in"
+        token = csrf_token(client, "/profile")
+    cookie = client.get_cookie(SESSION_COOKIE)
+    return (cookie.value if cookie else None), token
+
+
 def logout(client: FlaskClient) -> TestResponse:
     return post_form(client, "/logout", form_page="/")
 
